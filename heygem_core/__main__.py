@@ -1,0 +1,7 @@
+"""`python -m heygem_core ...`"""
+
+import sys
+
+from heygem_core.cli import main
+
+sys.exit(main())

@@ -1,0 +1,72 @@
+"""One error type for everything a user can cause, with a stable code and two languages."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class ErrorCode(str, Enum):
+    """Stable error codes: shown to users, stored with failed items, matched by tests."""
+
+    AUDIO_UNREADABLE = "audio_unreadable"
+    AUDIO_TOO_SHORT = "audio_too_short"
+    AUDIO_TOO_LONG = "audio_too_long"
+    AUDIO_SILENT = "audio_silent"
+    VIDEO_UNREADABLE = "video_unreadable"
+    VIDEO_TOO_LARGE = "video_too_large"
+    NO_FACE = "no_face"
+    ENGINE_UNAVAILABLE = "engine_unavailable"
+    CHECKPOINT_INVALID = "checkpoint_invalid"
+    OUTPUT_FAILED = "output_failed"
+    CANCELLED = "cancelled"
+
+
+# code -> (Chinese, English)
+MESSAGES: dict[ErrorCode, tuple[str, str]] = {
+    ErrorCode.AUDIO_UNREADABLE: ("无法读取音频文件", "The audio file cannot be read"),
+    ErrorCode.AUDIO_TOO_SHORT: ("音频太短(至少 0.2 秒)", "The audio is too short (0.2 s at least)"),
+    ErrorCode.AUDIO_TOO_LONG: ("音频太长,超过了时长上限", "The audio is longer than the allowed limit"),
+    ErrorCode.AUDIO_SILENT: ("音频中没有声音", "The audio is silent"),
+    ErrorCode.VIDEO_UNREADABLE: ("无法读取视频文件", "The video file cannot be read"),
+    ErrorCode.VIDEO_TOO_LARGE: ("视频太大,超过了上限", "The video is larger than the allowed limit"),
+    ErrorCode.NO_FACE: ("视频中没有检测到人脸", "No face was found in the video"),
+    ErrorCode.ENGINE_UNAVAILABLE: ("所选的口型引擎不可用", "The chosen lip-sync engine is not available"),
+    ErrorCode.CHECKPOINT_INVALID: ("模型文件无效", "The model checkpoint is invalid"),
+    ErrorCode.OUTPUT_FAILED: ("无法写出结果视频", "The output video could not be written"),
+    ErrorCode.CANCELLED: ("任务已取消", "The job was cancelled"),
+}
+
+
+class HeyGemError(Exception):
+    """A failure a user can cause or fix: a stable `code`, a message in Chinese and English,
+    and an optional `detail` (a file name, what a tool said)."""
+
+    def __init__(self, code: ErrorCode | str, detail: str = "") -> None:
+        self.code = ErrorCode(code)
+        self.detail = detail
+        super().__init__(self.message_en)
+
+    @property
+    def message_zh(self) -> str:
+        return _with_detail(MESSAGES[self.code][0], self.detail, ":")
+
+    @property
+    def message_en(self) -> str:
+        return _with_detail(MESSAGES[self.code][1], self.detail, ": ")
+
+    @property
+    def message(self) -> str:
+        """Both languages, Chinese first, for logs and the CLI."""
+        return f"{self.message_zh} / {self.message_en}"
+
+    def to_dict(self) -> dict[str, str]:
+        """The JSON form used by the API and stored with a failed item."""
+        return {"error_code": self.code.value, "message": self.message,
+                "message_zh": self.message_zh, "message_en": self.message_en}
+
+    def __str__(self) -> str:
+        return f"[{self.code.value}] {self.message}"
+
+
+def _with_detail(text: str, detail: str, sep: str) -> str:
+    return f"{text}{sep}{detail}" if detail else text
