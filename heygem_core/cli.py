@@ -1,0 +1,116 @@
+"""`python -m heygem_core render|engines|bench`: a thin command line over the core."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from heygem_core.config import get_settings
+from heygem_core.engines import ENGINE_CHOICES, create_engine, engine_statuses
+from heygem_core.errors import HeyGemError
+from heygem_core.pipeline import Stage, render
+
+logger = logging.getLogger("heygem_core")
+OUTPUT_SUFFIX = "_synced"
+
+
+def output_name(video: Path, taken: set[str]) -> str:
+    """`teacher_03.mp4` -> `teacher_03_synced.mp4`, with a counter when two inputs share a name."""
+    stem = f"{video.stem}{OUTPUT_SUFFIX}"
+    name, n = f"{stem}.mp4", 2
+    while name in taken:
+        name, n = f"{stem}_{n}.mp4", n + 1
+    taken.add(name)
+    return name
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    """Render every video to the one audio; a failed video is reported and skipped."""
+    settings = get_settings()
+    out_dir = Path(args.out)
+    videos = [Path(v) for v in args.video]
+    try:
+        engine = create_engine(args.engine or settings.default_engine, settings)
+    except HeyGemError as e:
+        print(f"✗ {e}", file=sys.stderr)
+        return 2
+    failures, taken = 0, set()
+    with tqdm(total=len(videos), desc="batch", unit="video", position=0) as overall:
+        for video in videos:
+            target = out_dir / output_name(video, taken)
+            failures += not _render_one(video, Path(args.audio), target, engine, settings)
+            overall.update(1)
+    engine.close()
+    done = len(videos) - failures
+    tqdm.write(f"{done}/{len(videos)} videos rendered into {out_dir}"
+               + (f", {failures} failed" if failures else ""))
+    return 1 if failures else 0
+
+
+def _render_one(video: Path, audio: Path, target: Path, engine, settings) -> bool:
+    bar = tqdm(total=1, desc=video.name[:30], unit="frame", position=1, leave=False)
+
+    def on_progress(stage: str, done: int, total: int) -> None:
+        if stage == Stage.RENDER.value and total:
+            bar.total = total
+            bar.update(done - bar.n)
+
+    try:
+        result = render(video, audio, target, engine, on_progress=on_progress, settings=settings)
+    except HeyGemError as e:
+        tqdm.write(f"✗ {video.name}: [{e.code.value}] {e.message}")
+        return False
+    finally:
+        bar.close()
+    note = f" ({'; '.join(result.warnings)})" if result.warnings else ""
+    tqdm.write(f"✓ {video.name} -> {result.output} [{result.n_frames} frames, "
+               f"{result.timings['total']:.1f} s]{note}")
+    return True
+
+
+def cmd_engines(args: argparse.Namespace) -> int:
+    """List the engines and whether each can run here."""
+    for status in engine_statuses():
+        mark = "✓" if status.available else "✗"
+        print(f"{mark} {status.name:10s} {status.label}" + (f" — {status.reason}" if status.reason else ""))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Speed and memory table of every available engine."""
+    from heygem_core.bench import run_bench
+
+    return run_bench(seconds=args.seconds, long_seconds=args.long_seconds, engines=args.engine)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m heygem_core", description="HeyGem batch lip-sync")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("render", help="lip-sync one or more videos to one audio")
+    p.add_argument("--audio", required=True, help="speech: wav, mp3, m4a, aac, flac, ogg or a video")
+    p.add_argument("--video", required=True, nargs="+", help="presenter videos or still images")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--engine", choices=ENGINE_CHOICES, default=None, help="default: auto")
+    p.set_defaults(func=cmd_render)
+    p = sub.add_parser("engines", help="list the lip-sync engines and whether they can run")
+    p.set_defaults(func=cmd_engines)
+    p = sub.add_parser("bench", help="measure speed and memory per stage")
+    p.add_argument("--seconds", type=float, default=20.0, help="length of the 720p clip")
+    p.add_argument("--long-seconds", type=float, default=180.0, help="length of the 1080p memory clip (0: skip)")
+    p.add_argument("--engine", nargs="*", default=None, help="engines to measure (default: all available)")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `python -m heygem_core`."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return int(args.func(args))

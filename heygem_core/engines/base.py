@@ -1,0 +1,60 @@
+"""The one small interface every lip-sync engine implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from heygem_core.audio import AudioClip
+from heygem_core.config import Settings
+from heygem_core.face import Face
+
+
+@dataclass
+class FrameJob:
+    """One output frame to render."""
+
+    index: int  # output frame index: which slice of the audio drives this frame
+    image: np.ndarray  # the source frame, BGR uint8 (H, W, 3)
+    face: Face | None  # the tracked face, or None (the frame then passes through unchanged)
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    """Whether an engine can run here, and why not."""
+
+    name: str
+    label: str
+    available: bool
+    reason: str = ""  # shown when unavailable, e.g. which checkpoint is missing
+
+
+class LipSyncEngine(ABC):
+    """Re-articulate the mouth of source frames to an audio track.
+
+    Lifecycle: create once per worker (models load once), `start()` per video, then
+    `render_batch()` over the frames in order, `batch_size` at a time."""
+
+    name: ClassVar[str]
+    label: ClassVar[str]
+    batch_size: int = 1
+
+    @classmethod
+    @abstractmethod
+    def status(cls, settings: Settings) -> EngineStatus:
+        """Say whether this engine can run with these settings (checkpoints, devices)."""
+
+    @abstractmethod
+    def start(self, clip: AudioClip, fps: float, n_frames: int) -> None:
+        """Prepare for one video: `n_frames` output frames at `fps` driven by `clip`."""
+
+    @abstractmethod
+    def render_batch(self, jobs: Sequence[FrameJob]) -> list[np.ndarray]:
+        """Return one BGR frame per job, the same size as its source; faceless frames unchanged."""
+
+    def close(self) -> None:
+        """Release models and buffers."""

@@ -1,0 +1,148 @@
+"""The built-in engine: needs no weights. It warps lips and jaw of the tracked face to the
+opening and rounding the speech asks for, paints the mouth's inside where it opens wider than
+the source, and blends the result into the lower face only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from heygem_core import face as fm
+from heygem_core.audio import AudioClip, speech_features
+from heygem_core.config import Settings
+from heygem_core.engines.articulation import MouthTrack, articulate
+from heygem_core.engines.base import EngineStatus, FrameJob, LipSyncEngine
+from heygem_core.engines.mouthwarp import (INNER_CONTOUR, MouthPlan, inverse_field, paint_interior,
+                                           plan_mouth)
+
+MIN_MOVE_PX = 0.4  # below this the frame is passed through untouched
+MASK_GROW = 1.18  # the blend region reaches this far past the jawline (from the mouth centre)
+FEATHER = 0.045  # feather width of the blend, in eye distances
+NOSE_CLEARANCE = 0.04  # eye distances below the base of the nose where the blend may begin
+LIGHT_REFERENCE = 170.0  # grey level of a well-lit face; scales the painted teeth
+TEETH_WHITE = np.array([200, 212, 222], np.float32)  # BGR teeth under LIGHT_REFERENCE
+GREY = np.array([0.114, 0.587, 0.299], np.float32)  # BGR to luma
+SUBNASALE = 2
+
+
+class BuiltinEngine(LipSyncEngine):
+    """Audio-driven mouth articulation on the tracked face landmarks."""
+
+    name = "builtin"
+    label = "内置口型 (Built-in, no weights)"
+    batch_size = 1
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._track: MouthTrack | None = None
+
+    @classmethod
+    def status(cls, settings: Settings) -> EngineStatus:
+        return EngineStatus(cls.name, cls.label, available=True)
+
+    def start(self, clip: AudioClip, fps: float, n_frames: int) -> None:
+        self._track = articulate(speech_features(clip, fps, n_frames))
+
+    def render_batch(self, jobs: Sequence[FrameJob]) -> list[np.ndarray]:
+        return [self._render(job) for job in jobs]
+
+    def _render(self, job: FrameJob) -> np.ndarray:
+        if job.face is None or self._track is None or self._track.opening.size == 0:
+            return job.image
+        i = min(job.index, self._track.opening.size - 1)
+        return reshape_mouth(job.image, job.face.points,
+                             float(self._track.opening[i]), float(self._track.rounding[i]))
+
+
+def reshape_mouth(image: np.ndarray, points: np.ndarray, opening: float, rounding: float) -> np.ndarray:
+    """A copy of `image` whose mouth is `opening` open and `rounding` rounded."""
+    plan = plan_mouth(points, opening, rounding)
+    if float(np.abs(plan.dst - plan.src).max()) < MIN_MOVE_PX:
+        return image
+    polygon = _blend_polygon(points, plan)
+    box = _box(polygon, image.shape, margin=int(2 * FEATHER * plan.frame.scale) + 2)
+    x0, y0, x1, y1 = box
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return image
+    map_x, map_y = inverse_field(plan, box)
+    warped = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    paint_interior(warped, plan, (x0, y0), _lip_colour(image, points), _teeth_colour(image, points))
+    mask = _feathered_mask(polygon - (x0, y0), (y1 - y0, x1 - x0), FEATHER * plan.frame.scale)
+    out = image.copy()
+    roi = out[y0:y1, x0:x1]
+    blended = roi.astype(np.float32) * (1 - mask[..., None]) + warped.astype(np.float32) * mask[..., None]
+    roi[:] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def _blend_polygon(points: np.ndarray, plan: MouthPlan) -> np.ndarray:
+    """The lower face, below the nose, grown past the jaw so the moved chin stays inside."""
+    frame = plan.frame
+    top = frame.local(points[SUBNASALE])[1] + NOSE_CLEARANCE * frame.scale
+    oval = np.array(fm.FACE_OVAL)
+    src_local = frame.local(points[oval])
+    dst_local = frame.local(plan.target_points[oval])
+    arc = np.where(src_local[:, 1:] > dst_local[:, 1:], src_local, dst_local)
+    arc = arc[arc[:, 1] > top]
+    if len(arc) < 3:
+        return frame.image(np.zeros((0, 2), np.float32))
+    arc = arc * MASK_GROW
+    arc[:, 1] = np.maximum(arc[:, 1], top)
+    order = np.argsort(np.arctan2(arc[:, 1] - top, arc[:, 0]))
+    arc = arc[order]
+    closing = np.array([[arc[-1, 0], top], [arc[0, 0], top]], np.float32)
+    return frame.image(np.concatenate([arc, closing])).astype(np.float32)
+
+
+def _box(polygon: np.ndarray, shape: tuple[int, ...], margin: int) -> tuple[int, int, int, int]:
+    if len(polygon) == 0:
+        return 0, 0, 0, 0
+    h, w = shape[:2]
+    x0, y0 = np.floor(polygon.min(0)).astype(int) - margin
+    x1, y1 = np.ceil(polygon.max(0)).astype(int) + margin
+    return max(0, int(x0)), max(0, int(y0)), min(w, int(x1)), min(h, int(y1))
+
+
+def _feathered_mask(polygon: np.ndarray, shape: tuple[int, int], feather: float) -> np.ndarray:
+    """1 inside the polygon, fading to exactly 0 at its edge and beyond."""
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillPoly(mask, [np.round(polygon).astype(np.int32)], 255)
+    radius = max(1, int(round(feather)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    mask = cv2.erode(mask, kernel)
+    soft = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), max(feather / 2, 0.5))
+    return np.clip(soft, 0.0, 1.0)
+
+
+def _sample(image: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    xy = np.clip(np.round(pts).astype(int), 0, [w - 1, h - 1])
+    return image[xy[:, 1], xy[:, 0]].astype(np.float32)
+
+
+def _lip_colour(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    lips = np.array(fm.LIPS_OUTER_UPPER + fm.LIPS_OUTER_LOWER)
+    inner = np.array(fm.LIPS_INNER_UPPER + fm.LIPS_INNER_LOWER)
+    mid = (points[lips] + points[inner]) / 2  # halfway into the lip's red
+    return np.median(_sample(image, mid), axis=0)
+
+
+def _teeth_colour(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """The source's own teeth where they show; else white teeth lit like the face."""
+    inner = points[list(INNER_CONTOUR)]
+    x0, y0 = np.floor(inner.min(0)).astype(int)
+    x1, y1 = np.ceil(inner.max(0)).astype(int) + 1
+    mask = np.zeros((max(1, y1 - y0), max(1, x1 - x0)), np.uint8)
+    cv2.fillPoly(mask, [np.round(inner - (x0, y0)).astype(np.int32)], 1)
+    patch = image[max(0, y0):y1, max(0, x0):x1]
+    pixels = patch[mask[:patch.shape[0], :patch.shape[1]] > 0].astype(np.float32)
+    lips = _lip_colour(image, points)
+    if len(pixels) >= 12:
+        grey = pixels @ GREY
+        bright = pixels[grey >= np.percentile(grey, 80)]
+        if float(bright.mean(0) @ GREY) > 1.25 * float(lips @ GREY):
+            return bright.mean(0)
+    skin = _sample(image, points[list(fm.FACE_OVAL)] * 0.3 + points[fm.NOSE_TIP] * 0.7)
+    light = np.clip(float(np.median(skin @ GREY)) / LIGHT_REFERENCE, 0.35, 1.15)
+    return TEETH_WHITE * light

@@ -1,0 +1,241 @@
+"""Geometry of the built-in engine: where lips and jaw move for a target mouth shape, the
+thin-plate-spline warp that moves them, and the mouth interior painted where it opens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from heygem_core import face as fm
+
+OPEN_MAX = 0.21  # inner-lip gap of a wide-open mouth, in eye distances
+MIN_GAP = 0.012  # narrowest target gap, in eye distances: lips never fold over each other
+UPPER_SHARE = 0.3  # share of an opening change taken by the upper lip; lower lip and jaw take the rest
+OUTER_UPPER_SHARE = 0.75  # the top edge of the upper lip moves this much of its inner edge
+JAW_SHARE = 0.9  # the chin moves this much of the lower lip's displacement
+JAW_REACH = 0.9  # eye distances: jaw points this far to the side of the mouth do not move
+ROUND_NARROW = 0.22  # a fully rounded mouth is this much narrower than the source
+CORNER_DROP = 0.15  # mouth corners drop this much of the lower lip's displacement
+TPS_REGULARISATION = 1e-3
+MIN_CONTROL_SPACING = 0.03  # eye distances between control points' targets
+GRID_CELL = 6  # px between the nodes where the warp field is evaluated
+ANCHORS = (1, 2, 4, 5, 98, 327, 195, 36, 266, 50, 280, 205, 425, 187, 411, 147, 376,
+           123, 352, 234, 454, 93, 323, 132, 361, 33, 263)
+UPPER_LIP = tuple(sorted(set(fm.LIPS_INNER_UPPER[1:-1]) | set(fm.LIPS_OUTER_UPPER[1:-1])))
+LOWER_LIP = tuple(sorted(set(fm.LIPS_INNER_LOWER[1:-1]) | set(fm.LIPS_OUTER_LOWER[1:-1])))
+CORNERS = (61, 291, 78, 308)
+OUTER_UPPER = frozenset(fm.LIPS_OUTER_UPPER[1:-1])
+INNER_CONTOUR = fm.LIPS_INNER_UPPER + tuple(reversed(fm.LIPS_INNER_LOWER[1:-1]))
+INTERIOR_FADE = 0.05  # eye distances of extra opening over which the painted interior fades in
+TONGUE_SHADE = 0.55  # tongue colour relative to the lips
+
+
+@dataclass(frozen=True)
+class MouthFrame:
+    """Local axes of the mouth: x from the left corner to the right, y down toward the chin."""
+
+    centre: np.ndarray
+    ex: np.ndarray
+    ey: np.ndarray
+    scale: float  # eye distance, px
+    half_width: float  # half the mouth width, px
+
+    def local(self, pts: np.ndarray) -> np.ndarray:
+        d = pts - self.centre
+        return np.stack([d @ self.ex, d @ self.ey], axis=-1)
+
+    def image(self, local: np.ndarray) -> np.ndarray:
+        return self.centre + local[..., :1] * self.ex + local[..., 1:] * self.ey
+
+
+@dataclass(frozen=True)
+class MouthPlan:
+    """Where each control point goes: `src` (N, 2) and `dst` (N, 2), plus the target geometry."""
+
+    src: np.ndarray
+    dst: np.ndarray
+    frame: MouthFrame
+    source_gap: float  # px
+    target_gap: float  # px
+    target_points: np.ndarray  # (468, 2) landmarks after the move (lips and jaw; others as they were)
+
+
+def mouth_frame(points: np.ndarray) -> MouthFrame:
+    """The mouth's local frame from face-mesh landmarks."""
+    left, right = points[fm.MOUTH_LEFT], points[fm.MOUTH_RIGHT]
+    ex = (right - left) / max(float(np.linalg.norm(right - left)), 1e-6)
+    ey = np.array([-ex[1], ex[0]], np.float32)
+    centre = (points[fm.INNER_TOP] + points[fm.INNER_BOTTOM]) / 2
+    if float((points[fm.CHIN] - centre) @ ey) < 0:
+        ey = -ey
+    scale = float(np.linalg.norm(points[fm.RIGHT_EYE_OUTER] - points[fm.LEFT_EYE_OUTER]))
+    half = float(np.linalg.norm(right - left)) / 2
+    return MouthFrame(centre, ex.astype(np.float32), ey, max(scale, 1.0), max(half, 1.0))
+
+
+def plan_mouth(points: np.ndarray, opening: float, rounding: float) -> MouthPlan:
+    """Move lips and jaw from the source mouth to `opening`/`rounding` (both in [0, 1]).
+
+    The mouth is handled in columns (pairs of upper and lower lip landmarks): each column's gap
+    goes from the source's to the target's, the upper lip taking UPPER_SHARE of the change and
+    the lower lip and jaw the rest, so lips never cross whatever shape the source has."""
+    frame = mouth_frame(points)
+    local = frame.local(points)
+    upper_in, lower_in = np.array(fm.LIPS_INNER_UPPER), np.array(fm.LIPS_INNER_LOWER)
+    x = local[:, 0]
+    profile = np.clip(1 - (x[upper_in] / frame.half_width) ** 2, 0, 1) ** 0.6
+    source_cols = np.maximum(local[lower_in, 1] - local[upper_in, 1], 0.0)
+    target_gap = max(opening * OPEN_MAX, MIN_GAP) * frame.scale
+    delta = target_gap * np.maximum(profile, MIN_GAP) - source_cols  # per column change of gap
+    move = np.zeros_like(local)
+    for upper, lower, share in ((upper_in, lower_in, 1.0),
+                                (np.array(fm.LIPS_OUTER_UPPER), np.array(fm.LIPS_OUTER_LOWER),
+                                 OUTER_UPPER_SHARE)):
+        move[upper, 1] = -UPPER_SHARE * share * delta
+        move[lower, 1] = (1 - UPPER_SHARE) * delta
+    move[list(CORNERS), 1] = CORNER_DROP * (1 - UPPER_SHARE) * delta[len(delta) // 2]
+    jaw = _jaw_points(local)
+    reach = np.clip(1 - (np.abs(x[jaw]) / (JAW_REACH * frame.scale)) ** 2, 0, 1)
+    move[jaw, 1] = JAW_SHARE * (1 - UPPER_SHARE) * delta[len(delta) // 2] * reach
+    lips = list(UPPER_LIP + LOWER_LIP + CORNERS)
+    move[lips, 0] = -ROUND_NARROW * rounding * x[lips]
+    target_points = frame.image(local + move).astype(np.float32)
+    source_gap = float(source_cols[len(source_cols) // 2])
+    inner = set(fm.LIPS_INNER_UPPER + fm.LIPS_INNER_LOWER)
+    outer = [i for i in lips if i not in inner]
+    order = list(ANCHORS) + outer + jaw.tolist() + sorted(inner)
+    keep = _spread(target_points, order, MIN_CONTROL_SPACING * frame.scale)
+    return MouthPlan(points[keep], target_points[keep], frame, source_gap, target_gap, target_points)
+
+
+def _spread(points: np.ndarray, order: list[int], spacing: float) -> np.ndarray:
+    """Control points in priority order, skipping any whose target crowds one already kept:
+    two nearby targets pulling different ways would tear the spline."""
+    kept: list[int] = []
+    seen: set[int] = set()
+    for i in order:
+        if i in seen:
+            continue
+        seen.add(i)
+        if kept and float(np.min(np.linalg.norm(points[kept] - points[i], axis=1))) < spacing:
+            continue
+        kept.append(i)
+    return np.array(kept)
+
+
+def _jaw_points(local: np.ndarray) -> np.ndarray:
+    """Landmarks below the lower lip: they ride on the jaw."""
+    below = local[:, 1] > local[fm.LIPS_OUTER_LOWER[5], 1] + 2.0
+    return np.flatnonzero(below)
+
+
+def inverse_field(plan: MouthPlan, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Remap tables (map_x, map_y) for the box: output pixel -> where to read the source."""
+    x0, y0, x1, y1 = box
+    ring = _ring(box)
+    spline = ThinPlateSpline(np.concatenate([plan.dst, ring]),
+                             np.concatenate([plan.src - plan.dst, np.zeros_like(ring)]))
+    gx = np.linspace(x0, x1 - 1, max(2, (x1 - x0) // GRID_CELL + 1))
+    gy = np.linspace(y0, y1 - 1, max(2, (y1 - y0) // GRID_CELL + 1))
+    grid = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
+    field = spline(grid).reshape(len(gy), len(gx), 2).astype(np.float32)
+    field = cv2.resize(field, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+    xs, ys = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
+    return xs + field[..., 0], ys + field[..., 1]
+
+
+def _ring(box: tuple[int, int, int, int], per_side: int = 5) -> np.ndarray:
+    """Fixed points along the box's border, so the warp fades to nothing there."""
+    x0, y0, x1, y1 = box
+    t = np.linspace(0, 1, per_side, endpoint=False)
+    top = np.stack([x0 + t * (x1 - x0), np.full_like(t, y0)], 1)
+    right = np.stack([np.full_like(t, x1), y0 + t * (y1 - y0)], 1)
+    bottom = np.stack([x1 - t * (x1 - x0), np.full_like(t, y1)], 1)
+    left = np.stack([np.full_like(t, x0), y1 - t * (y1 - y0)], 1)
+    return np.concatenate([top, right, bottom, left]).astype(np.float32)
+
+
+class ThinPlateSpline:
+    """A 2-D thin-plate spline through `values` at `points`, lightly regularised."""
+
+    def __init__(self, points: np.ndarray, values: np.ndarray) -> None:
+        points = points.astype(np.float64)
+        self.centre = points.mean(0)
+        self.scale = max(float(points.std()), 1.0)
+        self.points = (points - self.centre) / self.scale
+        n = len(points)
+        k = _tps_kernel(self.points, self.points) + TPS_REGULARISATION * np.eye(n)
+        p = np.hstack([np.ones((n, 1)), self.points])
+        a = np.zeros((n + 3, n + 3))
+        a[:n, :n], a[:n, n:], a[n:, :n] = k, p, p.T
+        b = np.zeros((n + 3, values.shape[1]))
+        b[:n] = values
+        solution = np.linalg.solve(a, b)
+        self.weights, self.affine = solution[:n], solution[n:]
+
+    def __call__(self, pts: np.ndarray) -> np.ndarray:
+        q = (pts.astype(np.float64) - self.centre) / self.scale
+        return _tps_kernel(q, self.points) @ self.weights + self.affine[0] + q @ self.affine[1:]
+
+
+def _tps_kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    r2 = ((a[:, None] - b[None]) ** 2).sum(-1)
+    return 0.5 * r2 * np.log(np.maximum(r2, 1e-12))
+
+
+def paint_interior(roi: np.ndarray, plan: MouthPlan, origin: tuple[int, int],
+                   lip_colour: np.ndarray, teeth_colour: np.ndarray) -> None:
+    """Paint a mouth interior (dark cavity, upper teeth, a hint of tongue) inside the target
+    inner-lip contour of `roi`, faded in as the mouth opens wider than in the source."""
+    extra = (plan.target_gap - plan.source_gap) / (INTERIOR_FADE * plan.frame.scale)
+    strength = float(np.clip(extra, 0.0, 1.0))
+    h, w = roi.shape[:2]
+    if strength <= 0.0 or plan.target_gap < 2.0:
+        return
+    off = np.array(origin, np.float32)
+    cavity = _polygon_mask((h, w), plan.target_points[list(INNER_CONTOUR)] - off)
+    if not cavity.any():
+        return
+    layer = _interior_layer(cavity, plan, off, lip_colour, teeth_colour)
+    alpha = cv2.GaussianBlur(cavity, (0, 0), 0.7)[..., None] * strength
+    roi[:] = np.clip(roi * (1 - alpha) + layer * alpha + 0.5, 0, 255).astype(np.uint8)
+
+
+def _polygon_mask(shape: tuple[int, int], contour: np.ndarray) -> np.ndarray:
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillPoly(mask, [np.round(contour * 4).astype(np.int32)], 255, cv2.LINE_AA, shift=2)
+    return mask.astype(np.float32) / 255.0
+
+
+def _interior_layer(cavity: np.ndarray, plan: MouthPlan, off: np.ndarray,
+                    lip_colour: np.ndarray, teeth_colour: np.ndarray) -> np.ndarray:
+    """Colours of the inside of the mouth, as a float (h, w, 3) image."""
+    frame = plan.frame
+    h, w = cavity.shape
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    local = frame.local(np.stack([xs + off[0], ys + off[1]], -1))
+    upper = frame.local(plan.target_points[list(fm.LIPS_INNER_UPPER)])
+    depth = local[..., 1] - np.interp(local[..., 0], upper[:, 0], upper[:, 1])  # px below the upper lip
+    side = np.clip(np.abs(local[..., 0]) / frame.half_width, 0, 1)
+    inside = cv2.distanceTransform((cavity > 0.5).astype(np.uint8), cv2.DIST_L2, 3)
+    deep = np.clip(inside / max(plan.target_gap * 0.35, 1.0), 0, 1)
+    layer = lip_colour * (0.42 - 0.24 * deep)[..., None]
+    tongue = _smoothstep(depth - plan.target_gap * 0.68, 1.5) * (1 - side ** 2)
+    layer = _mix(layer, lip_colour * TONGUE_SHADE * (0.75 + 0.25 * deep[..., None]), tongue)
+    teeth_h = min(0.38 * plan.target_gap, 0.075 * frame.scale) * np.sqrt(np.clip(1 - side ** 2, 0, 1))
+    teeth = _smoothstep(teeth_h - depth, 1.0) * (side < 0.85)
+    shade = (1 - 0.6 * side ** 2) * (0.82 + 0.18 * np.clip(depth / max(teeth_h.max(), 1), 0, 1))
+    layer = _mix(layer, teeth_colour * shade[..., None], teeth)
+    sigma = max(0.5, frame.scale / 250)
+    return cv2.GaussianBlur(layer.astype(np.float32), (0, 0), sigma)
+
+
+def _smoothstep(x: np.ndarray, width: float) -> np.ndarray:
+    t = np.clip(x / width + 0.5, 0, 1)
+    return t * t * (3 - 2 * t)
+
+
+def _mix(base: np.ndarray, top: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    return base * (1 - alpha[..., None]) + top * alpha[..., None]

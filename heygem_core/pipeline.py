@@ -1,0 +1,160 @@
+"""Render one (video, audio) pair: the only place the stages are wired together."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from heygem_core.audio import AudioClip, read_audio
+from heygem_core.config import Settings, get_settings
+from heygem_core.engines import FrameJob, LipSyncEngine, create_engine
+from heygem_core.errors import ErrorCode, HeyGemError
+from heygem_core.face import FaceTracker
+from heygem_core.video import FrameSource, VideoInfo, VideoWriter, probe_video
+
+logger = logging.getLogger(__name__)
+
+
+class Stage(str, Enum):
+    """What a render is doing; reported with every progress call."""
+
+    PROBE = "probe"
+    AUDIO = "audio"
+    RENDER = "render"
+    FINALIZE = "finalize"
+    DONE = "done"
+
+
+ProgressCallback = Callable[[str, int, int], None]  # (stage, frames_done, frames_total)
+CancelCheck = Callable[[], bool]
+
+
+@dataclass
+class RenderResult:
+    """What one render made."""
+
+    output: Path
+    engine: str
+    fps: float
+    n_frames: int
+    duration: float  # seconds of output (the audio's length)
+    width: int
+    height: int
+    frames_without_face: int = 0
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds spent per stage
+
+
+@dataclass
+class _Run:
+    """The moving parts of one render, so the frame loop stays small."""
+
+    info: VideoInfo
+    clip: AudioClip
+    engine: LipSyncEngine
+    n_out: int
+    on_progress: ProgressCallback
+    should_cancel: CancelCheck
+    settings: Settings
+    timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
+        ("decode", "track", "render", "encode"), 0.0))
+    faces_found: int = 0
+    last_report: float = 0.0
+
+
+def render(video: str | Path, audio: str | Path, out: str | Path, engine: str | LipSyncEngine = "auto",
+           *, on_progress: ProgressCallback | None = None, should_cancel: CancelCheck | None = None,
+           settings: Settings | None = None) -> RenderResult:
+    """Lip-sync `video` to `audio` into the MP4 `out`, as long as the audio.
+
+    Progress goes to `on_progress(stage, frames_done, frames_total)`, throttled; `should_cancel()`
+    is asked every few frames and a True stops the render with `cancelled`. Any failure raises
+    HeyGemError and leaves no file at `out`; a finished file appears there atomically."""
+    settings = settings or get_settings()
+    report = on_progress or (lambda stage, done, total: None)
+    cancel = should_cancel or (lambda: False)
+    t0 = time.perf_counter()
+    report(Stage.PROBE.value, 0, 0)
+    info = probe_video(video, settings)
+    report(Stage.AUDIO.value, 0, 0)
+    clip = read_audio(audio, settings)
+    n_out = max(1, round(clip.duration * info.fps))
+    lip_engine = engine if isinstance(engine, LipSyncEngine) else create_engine(engine, settings)
+    lip_engine.start(clip, info.fps, n_out)
+    run = _Run(info, clip, lip_engine, n_out, report, cancel, settings)
+    run.timings["prepare"] = time.perf_counter() - t0
+    output = _render_frames(run, Path(video), Path(audio), Path(out))
+    run.timings["total"] = time.perf_counter() - t0
+    missing = n_out - run.faces_found
+    warnings = [f"{missing} of {n_out} frames had no face and were left unchanged"] if missing else []
+    report(Stage.DONE.value, n_out, n_out)
+    logger.info("rendered %s (%d frames, %.1f s) in %.1f s", output.name, n_out, clip.duration,
+                run.timings["total"])
+    return RenderResult(output=output, engine=lip_engine.name, fps=info.fps, n_frames=n_out,
+                        duration=clip.duration, width=info.width, height=info.height,
+                        frames_without_face=missing, warnings=warnings, timings=run.timings)
+
+
+def _render_frames(run: _Run, video: Path, audio: Path, out: Path) -> Path:
+    """Stream frames through tracker and engine into the writer; commit only when complete."""
+    info, settings = run.info, run.settings
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FrameSource(info, run.n_out, workdir=out.parent) as source, FaceTracker() as tracker, \
+            VideoWriter(out, info.width, info.height, info.fps, audio_path=audio,
+                        preset=settings.encode_preset, crf=settings.encode_crf) as writer:
+        batch: list[FrameJob] = []
+        for job in _jobs(run, source, tracker):
+            batch.append(job)
+            if len(batch) >= run.engine.batch_size:
+                _flush(run, batch, writer)
+        _flush(run, batch, writer)
+        if run.faces_found == 0:
+            raise HeyGemError(ErrorCode.NO_FACE, video.name)
+        run.on_progress(Stage.FINALIZE.value, run.n_out, run.n_out)
+        t = time.perf_counter()
+    # leaving the `with` closed the writer: the file is complete and in place
+    run.timings["encode"] += time.perf_counter() - t
+    return out
+
+
+def _jobs(run: _Run, source: FrameSource, tracker: FaceTracker) -> Iterator[FrameJob]:
+    """Frames to render, with their tracked face; checks the cancel flag and the no-face rule."""
+    n_src = max(1, min(run.info.n_frames, run.n_out))
+    frames = iter(source)
+    for index in range(run.n_out):
+        if index % run.settings.cancel_check_frames == 0 and run.should_cancel():
+            raise HeyGemError(ErrorCode.CANCELLED)
+        t = time.perf_counter()
+        item = next(frames, None)
+        t_track = time.perf_counter()
+        run.timings["decode"] += t_track - t
+        if item is None:
+            raise HeyGemError(ErrorCode.VIDEO_UNREADABLE, f"{run.info.path.name}: frames ran out at {index}")
+        face = tracker.track(item[1])
+        run.timings["track"] += time.perf_counter() - t_track
+        run.faces_found += face is not None
+        if index + 1 == n_src and run.faces_found == 0:
+            raise HeyGemError(ErrorCode.NO_FACE, run.info.path.name)
+        yield FrameJob(index=index, image=item[1], face=face)
+
+
+def _flush(run: _Run, batch: list[FrameJob], writer: VideoWriter) -> None:
+    if not batch:
+        return
+    t = time.perf_counter()
+    frames = run.engine.render_batch(batch)
+    t_encode = time.perf_counter()
+    run.timings["render"] += t_encode - t
+    for frame in frames:
+        writer.write(frame)
+    run.timings["encode"] += time.perf_counter() - t_encode
+    done = batch[-1].index + 1
+    batch.clear()
+    now = time.monotonic()
+    if done == run.n_out or now - run.last_report >= run.settings.progress_interval_s:
+        run.last_report = now
+        run.on_progress(Stage.RENDER.value, done, run.n_out)
