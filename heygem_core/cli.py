@@ -81,6 +81,24 @@ def cmd_engines(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Check that ffmpeg runs and the face models load: what a fresh install needs."""
+    import subprocess
+
+    import imageio_ffmpeg
+    import numpy as np
+
+    from heygem_core.face import FaceTracker
+
+    exe = imageio_ffmpeg.get_ffmpeg_exe()
+    version = subprocess.run([exe, "-version"], capture_output=True, text=True, check=True).stdout
+    print(f"✓ ffmpeg: {version.splitlines()[0]}")
+    with FaceTracker() as tracker:
+        tracker.track(np.zeros((64, 64, 3), np.uint8))
+    print("✓ face models load (MediaPipe face mesh + full-range detector)")
+    return cmd_engines(args)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Speed and memory table of every available engine."""
     from heygem_core.bench import run_bench
@@ -100,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_render)
     p = sub.add_parser("engines", help="list the lip-sync engines and whether they can run")
     p.set_defaults(func=cmd_engines)
+    p = sub.add_parser("check", help="check that ffmpeg and the face models work")
+    p.set_defaults(func=cmd_check)
     p = sub.add_parser("bench", help="measure speed and memory per stage")
     p.add_argument("--seconds", type=float, default=20.0, help="length of the 720p clip")
     p.add_argument("--long-seconds", type=float, default=180.0, help="length of the 1080p memory clip (0: skip)")

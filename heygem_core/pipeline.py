@@ -80,13 +80,15 @@ def render(video: str | Path, audio: str | Path, out: str | Path, engine: str | 
     t0 = time.perf_counter()
     report(Stage.PROBE.value, 0, 0)
     info = probe_video(video, settings)
+    lip_engine = engine if isinstance(engine, LipSyncEngine) else create_engine(engine, settings)
+    t_audio = time.perf_counter()
     report(Stage.AUDIO.value, 0, 0)
     clip = read_audio(audio, settings)
     n_out = max(1, round(clip.duration * info.fps))
-    lip_engine = engine if isinstance(engine, LipSyncEngine) else create_engine(engine, settings)
     lip_engine.start(clip, info.fps, n_out)
     run = _Run(info, clip, lip_engine, n_out, report, cancel, settings)
-    run.timings["prepare"] = time.perf_counter() - t0
+    run.timings["probe"] = t_audio - t0
+    run.timings["audio"] = time.perf_counter() - t_audio
     output = _render_frames(run, Path(video), Path(audio), Path(out))
     run.timings["total"] = time.perf_counter() - t0
     missing = n_out - run.faces_found
@@ -103,7 +105,7 @@ def _render_frames(run: _Run, video: Path, audio: Path, out: Path) -> Path:
     """Stream frames through tracker and engine into the writer; commit only when complete."""
     info, settings = run.info, run.settings
     out.parent.mkdir(parents=True, exist_ok=True)
-    with FrameSource(info, run.n_out, workdir=out.parent) as source, FaceTracker() as tracker, \
+    with FrameSource(info, run.n_out, workdir=out.parent) as source, FaceTracker(fps=info.fps) as tracker, \
             VideoWriter(out, info.width, info.height, info.fps, audio_path=audio,
                         preset=settings.encode_preset, crf=settings.encode_crf) as writer:
         batch: list[FrameJob] = []

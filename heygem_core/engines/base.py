@@ -54,7 +54,8 @@ class LipSyncEngine(ABC):
 
     @abstractmethod
     def render_batch(self, jobs: Sequence[FrameJob]) -> list[np.ndarray]:
-        """Return one BGR frame per job, the same size as its source; faceless frames unchanged."""
+        """Return one BGR frame per job, the same size as its source; faceless frames unchanged.
+        An engine may draw into `job.image` and return it: the pipeline owns every frame."""
 
     def close(self) -> None:
         """Release models and buffers."""

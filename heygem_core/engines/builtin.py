@@ -56,7 +56,7 @@ class BuiltinEngine(LipSyncEngine):
 
 
 def reshape_mouth(image: np.ndarray, points: np.ndarray, opening: float, rounding: float) -> np.ndarray:
-    """A copy of `image` whose mouth is `opening` open and `rounding` rounded."""
+    """Make the mouth of `image` `opening` open and `rounding` rounded, in place; returns it."""
     plan = plan_mouth(points, opening, rounding)
     if float(np.abs(plan.dst - plan.src).max()) < MIN_MOVE_PX:
         return image
@@ -69,11 +69,9 @@ def reshape_mouth(image: np.ndarray, points: np.ndarray, opening: float, roundin
     warped = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     paint_interior(warped, plan, (x0, y0), _lip_colour(image, points), _teeth_colour(image, points))
     mask = _feathered_mask(polygon - (x0, y0), (y1 - y0, x1 - x0), FEATHER * plan.frame.scale)
-    out = image.copy()
-    roi = out[y0:y1, x0:x1]
-    blended = roi.astype(np.float32) * (1 - mask[..., None]) + warped.astype(np.float32) * mask[..., None]
-    roi[:] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
-    return out
+    roi = image[y0:y1, x0:x1]
+    roi[:] = cv2.blendLinear(warped, roi, mask, 1.0 - mask)
+    return image
 
 
 def _blend_polygon(points: np.ndarray, plan: MouthPlan) -> np.ndarray:

@@ -20,7 +20,7 @@ ROUND_NARROW = 0.22  # a fully rounded mouth is this much narrower than the sour
 CORNER_DROP = 0.15  # mouth corners drop this much of the lower lip's displacement
 TPS_REGULARISATION = 1e-3
 MIN_CONTROL_SPACING = 0.03  # eye distances between control points' targets
-GRID_CELL = 6  # px between the nodes where the warp field is evaluated
+GRID_CELLS = 14  # warp-field nodes per eye distance (the field is smooth; finer adds nothing)
 ANCHORS = (1, 2, 4, 5, 98, 327, 195, 36, 266, 50, 280, 205, 425, 187, 411, 147, 376,
            123, 352, 234, 454, 93, 323, 132, 361, 33, 263)
 UPPER_LIP = tuple(sorted(set(fm.LIPS_INNER_UPPER[1:-1]) | set(fm.LIPS_OUTER_UPPER[1:-1])))
@@ -113,16 +113,14 @@ def plan_mouth(points: np.ndarray, opening: float, rounding: float) -> MouthPlan
 def _spread(points: np.ndarray, order: list[int], spacing: float) -> np.ndarray:
     """Control points in priority order, skipping any whose target crowds one already kept:
     two nearby targets pulling different ways would tear the spline."""
+    order = list(dict.fromkeys(order))
+    pts = points[order]
+    crowded = np.linalg.norm(pts[:, None] - pts[None], axis=-1) < spacing
     kept: list[int] = []
-    seen: set[int] = set()
-    for i in order:
-        if i in seen:
-            continue
-        seen.add(i)
-        if kept and float(np.min(np.linalg.norm(points[kept] - points[i], axis=1))) < spacing:
-            continue
-        kept.append(i)
-    return np.array(kept)
+    for k in range(len(order)):
+        if not kept or not crowded[k, kept].any():
+            kept.append(k)
+    return np.array(order)[kept]
 
 
 def _jaw_points(local: np.ndarray) -> np.ndarray:
@@ -137,11 +135,12 @@ def inverse_field(plan: MouthPlan, box: tuple[int, int, int, int]) -> tuple[np.n
     ring = _ring(box)
     spline = ThinPlateSpline(np.concatenate([plan.dst, ring]),
                              np.concatenate([plan.src - plan.dst, np.zeros_like(ring)]))
-    gx = np.linspace(x0, x1 - 1, max(2, (x1 - x0) // GRID_CELL + 1))
-    gy = np.linspace(y0, y1 - 1, max(2, (y1 - y0) // GRID_CELL + 1))
+    cell = max(2.0, plan.frame.scale / GRID_CELLS)
+    gx = np.linspace(x0, x1 - 1, max(2, int((x1 - x0) / cell) + 1))
+    gy = np.linspace(y0, y1 - 1, max(2, int((y1 - y0) / cell) + 1))
     grid = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
     field = spline(grid).reshape(len(gy), len(gx), 2).astype(np.float32)
-    field = cv2.resize(field, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+    field = cv2.resize(field, (x1 - x0, y1 - y0), interpolation=cv2.INTER_CUBIC)
     xs, ys = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
     return xs + field[..., 0], ys + field[..., 1]
 
@@ -181,8 +180,8 @@ class ThinPlateSpline:
 
 
 def _tps_kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    r2 = ((a[:, None] - b[None]) ** 2).sum(-1)
-    return 0.5 * r2 * np.log(np.maximum(r2, 1e-12))
+    r2 = np.maximum((a * a).sum(1)[:, None] + (b * b).sum(1)[None] - 2 * a @ b.T, 1e-12)
+    return 0.5 * r2 * np.log(r2)
 
 
 def paint_interior(roi: np.ndarray, plan: MouthPlan, origin: tuple[int, int],
@@ -191,16 +190,20 @@ def paint_interior(roi: np.ndarray, plan: MouthPlan, origin: tuple[int, int],
     inner-lip contour of `roi`, faded in as the mouth opens wider than in the source."""
     extra = (plan.target_gap - plan.source_gap) / (INTERIOR_FADE * plan.frame.scale)
     strength = float(np.clip(extra, 0.0, 1.0))
-    h, w = roi.shape[:2]
     if strength <= 0.0 or plan.target_gap < 2.0:
         return
-    off = np.array(origin, np.float32)
-    cavity = _polygon_mask((h, w), plan.target_points[list(INNER_CONTOUR)] - off)
-    if not cavity.any():
+    contour = plan.target_points[list(INNER_CONTOUR)] - np.array(origin, np.float32)
+    h, w = roi.shape[:2]
+    x0, y0 = np.maximum(np.floor(contour.min(0)).astype(int) - 3, 0)
+    x1, y1 = np.minimum(np.ceil(contour.max(0)).astype(int) + 4, (w, h))
+    if x1 - x0 < 2 or y1 - y0 < 2:
         return
+    cavity = _polygon_mask((y1 - y0, x1 - x0), contour - (x0, y0))
+    off = np.array(origin, np.float32) + (x0, y0)
     layer = _interior_layer(cavity, plan, off, lip_colour, teeth_colour)
     alpha = cv2.GaussianBlur(cavity, (0, 0), 0.7)[..., None] * strength
-    roi[:] = np.clip(roi * (1 - alpha) + layer * alpha + 0.5, 0, 255).astype(np.uint8)
+    patch = roi[y0:y1, x0:x1]
+    patch[:] = np.clip(patch * (1 - alpha) + layer * alpha + 0.5, 0, 255).astype(np.uint8)
 
 
 def _polygon_mask(shape: tuple[int, int], contour: np.ndarray) -> np.ndarray:
