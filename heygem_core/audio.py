@@ -36,6 +36,7 @@ MEL_WINDOW = 16  # mel columns per video frame, 200 ms
 # Speech-envelope analysis for the built-in engine.
 FEATURE_HOP = SAMPLE_RATE // 100  # 160 samples, 10 ms
 FEATURE_WIN = 400  # samples, 25 ms
+FEATURE_NFFT = 512  # samples
 BANDS_HZ = ((80, 900), (900, 2500), (2500, 7800))  # low (F1, voicing), mid (F2), high (frication)
 SILENCE_WINDOW_S = 0.05  # the loudness of audio is that of its loudest 50 ms
 DECODE_TIMEOUT_S = 600
@@ -148,11 +149,9 @@ def mel_window(mel: np.ndarray, frame_index: int, fps: float) -> np.ndarray:
 
 def speech_features(clip: AudioClip, fps: float, n_frames: int) -> SpeechFeatures:
     """Loudness, band levels, spectral centroid and onsets of the speech, one value per video frame."""
-    wav = clip.samples.astype(np.float32)
-    spec = np.abs(librosa.stft(y=wav, n_fft=512, hop_length=FEATURE_HOP, win_length=FEATURE_WIN,
-                               center=True)) ** 2
-    freqs = librosa.fft_frequencies(sr=clip.sample_rate, n_fft=512)
-    norm = 256 * float(np.sum(np.hanning(FEATURE_WIN) ** 2))  # Parseval: band power -> mean square
+    spec = _power_spectrogram(clip.samples)
+    freqs = np.fft.rfftfreq(FEATURE_NFFT, 1 / clip.sample_rate)
+    norm = FEATURE_NFFT / 2 * float(np.sum(_hann(FEATURE_WIN) ** 2))  # Parseval: power -> mean square
     bands = np.stack([spec[(freqs >= lo) & (freqs < hi)].sum(axis=0) for lo, hi in BANDS_HZ], axis=1)
     total = spec.sum(axis=0)
     centroid = (freqs[:, None] * spec).sum(axis=0) / np.maximum(total, 1e-12)
@@ -165,6 +164,22 @@ def speech_features(clip: AudioClip, fps: float, n_frames: int) -> SpeechFeature
         centroid_hz=_pool(centroid, rows),
         onset=_onset(_to_db(total / norm), rows),
     )
+
+
+def _hann(n: int) -> np.ndarray:
+    return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)  # periodic, as librosa's
+
+
+def _power_spectrogram(wav: np.ndarray) -> np.ndarray:
+    """|STFT|^2 (bins, rows) at FEATURE_HOP with a FEATURE_WIN Hann window, centred frames.
+    Plain numpy: the first librosa.stft call in a process costs a second of set-up."""
+    padded = np.pad(wav.astype(np.float32), FEATURE_NFFT // 2, mode="reflect")
+    n_rows = 1 + (len(padded) - FEATURE_NFFT) // FEATURE_HOP
+    frames = np.lib.stride_tricks.sliding_window_view(padded, FEATURE_NFFT)[::FEATURE_HOP][:n_rows]
+    window = np.zeros(FEATURE_NFFT, np.float32)
+    lead = (FEATURE_NFFT - FEATURE_WIN) // 2
+    window[lead:lead + FEATURE_WIN] = _hann(FEATURE_WIN)
+    return (np.abs(np.fft.rfft(frames * window, axis=1)) ** 2).T
 
 
 def _frame_rows(n_rows: int, fps: float, n_frames: int) -> list[slice]:

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
 
 from heygem_core.audio import AudioClip, read_audio
 from heygem_core.config import Settings, get_settings
 from heygem_core.engines import FrameJob, LipSyncEngine, create_engine
 from heygem_core.errors import ErrorCode, HeyGemError
 from heygem_core.face import FaceTracker
+from heygem_core.overlap import Prefetch, WriteBehind
 from heygem_core.video import FrameSource, VideoInfo, VideoWriter, probe_video
 
 logger = logging.getLogger(__name__)
+
+QUEUE_DEPTH = 4  # frames decoded ahead and waiting to be encoded
 
 
 class Stage(str, Enum):
@@ -102,28 +108,34 @@ def render(video: str | Path, audio: str | Path, out: str | Path, engine: str | 
 
 
 def _render_frames(run: _Run, video: Path, audio: Path, out: Path) -> Path:
-    """Stream frames through tracker and engine into the writer; commit only when complete."""
+    """Stream frames through tracker and engine into the writer; commit only when complete.
+    Decoding runs ahead and encoding behind in their own threads (and ffmpeg processes)."""
     info, settings = run.info, run.settings
     out.parent.mkdir(parents=True, exist_ok=True)
-    with FrameSource(info, run.n_out, workdir=out.parent) as source, FaceTracker(fps=info.fps) as tracker, \
+    with FrameSource(info, run.n_out, workdir=out.parent) as source, \
+            FaceTracker(fps=info.fps) as tracker, \
             VideoWriter(out, info.width, info.height, info.fps, audio_path=audio,
-                        preset=settings.encode_preset, crf=settings.encode_crf) as writer:
-        batch: list[FrameJob] = []
-        for job in _jobs(run, source, tracker):
-            batch.append(job)
-            if len(batch) >= run.engine.batch_size:
-                _flush(run, batch, writer)
-        _flush(run, batch, writer)
-        if run.faces_found == 0:
-            raise HeyGemError(ErrorCode.NO_FACE, video.name)
+                        preset=settings.encode_preset, crf=settings.encode_crf,
+                        colorspace=info.colorspace) as writer, \
+            threadpool_limits(limits=1, user_api="blas"):  # tiny solves: threads only spin
+        with Prefetch(source, QUEUE_DEPTH) as frames, WriteBehind(writer.write, QUEUE_DEPTH) as sink:
+            batch: list[FrameJob] = []
+            for job in _jobs(run, frames, tracker):
+                batch.append(job)
+                if len(batch) >= run.engine.batch_size:
+                    _flush(run, batch, sink)
+            _flush(run, batch, sink)
+            if run.faces_found == 0:
+                raise HeyGemError(ErrorCode.NO_FACE, video.name)
+            t = time.perf_counter()
         run.on_progress(Stage.FINALIZE.value, run.n_out, run.n_out)
-        t = time.perf_counter()
     # leaving the `with` closed the writer: the file is complete and in place
     run.timings["encode"] += time.perf_counter() - t
     return out
 
 
-def _jobs(run: _Run, source: FrameSource, tracker: FaceTracker) -> Iterator[FrameJob]:
+def _jobs(run: _Run, source: Iterable[tuple[int, np.ndarray]], tracker: FaceTracker
+          ) -> Iterator[FrameJob]:
     """Frames to render, with their tracked face; checks the cancel flag and the no-face rule."""
     n_src = max(1, min(run.info.n_frames, run.n_out))
     frames = iter(source)
@@ -144,7 +156,7 @@ def _jobs(run: _Run, source: FrameSource, tracker: FaceTracker) -> Iterator[Fram
         yield FrameJob(index=index, image=item[1], face=face)
 
 
-def _flush(run: _Run, batch: list[FrameJob], writer: VideoWriter) -> None:
+def _flush(run: _Run, batch: list[FrameJob], writer: WriteBehind[np.ndarray]) -> None:
     if not batch:
         return
     t = time.perf_counter()
@@ -152,7 +164,7 @@ def _flush(run: _Run, batch: list[FrameJob], writer: VideoWriter) -> None:
     t_encode = time.perf_counter()
     run.timings["render"] += t_encode - t
     for frame in frames:
-        writer.write(frame)
+        writer.put(frame)
     run.timings["encode"] += time.perf_counter() - t_encode
     done = batch[-1].index + 1
     batch.clear()

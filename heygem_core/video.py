@@ -14,7 +14,7 @@ import re
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -54,6 +54,10 @@ _NOISE = ("frame=", "size=", "Press [q]", "Input #", "Output #", "Stream mapping
 _RATE = re.compile(r"(\d+(?:\.\d+)?)(k?) (fps|tbr)\b")
 _DISPLAY_MATRIX = re.compile(r"rotation of (-?\d+(?:\.\d+)?) degrees")
 _ROTATE_TAG = re.compile(r"^\s*rotate\s*:\s*(-?\d+)", re.MULTILINE)
+_COLORSPACE = re.compile(r"\([^()]*?\b(bt709|smpte170m|bt470bg)\b")
+# colour tags for an output that keeps its input's YCbCr values: matrix -> (primaries, transfer)
+_COLOUR_TAGS = {"bt709": ("bt709", "bt709"), "smpte170m": ("smpte170m", "smpte170m"),
+                "bt470bg": ("bt470bg", "smpte170m")}
 _DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
 
 
@@ -72,6 +76,13 @@ class VideoInfo:
     codec: str  # e.g. "h264", "hevc", "png"
     has_audio: bool
     vfr: bool = False  # variable frame rate input, resampled to fps by iter_frames()
+    colorspace: str = ""  # YCbCr matrix the file is tagged with ("bt709", "smpte170m"), "" unknown
+
+    @property
+    def yuv_path(self) -> bool:
+        """Frames travel as yuv420p and are converted by OpenCV: exact round trips, a fraction of
+        ffmpeg's conversion cost. Odd sizes (no 4:2:0 layout) and images travel as bgr24."""
+        return not self.is_image and self.width % 2 == 0 and self.height % 2 == 0
 
 
 @dataclass(frozen=True)
@@ -85,6 +96,7 @@ class _Header:
     rotation: int
     has_audio: bool
     duration: float | None  # container duration, None when ffmpeg prints N/A
+    colorspace: str = ""
 
 
 @dataclass(frozen=True)
@@ -217,7 +229,14 @@ def _parse_header(stderr: str) -> _Header | None:
         tbr=rates.get("tbr", 0.0),
         rotation=_rotation(video), has_audio=re.search(r"^\s*Stream #0:.*: Audio: ", input_text,
                                                        re.MULTILINE) is not None,
-        duration=_hms(duration.groups()) if duration else None)
+        duration=_hms(duration.groups()) if duration else None,
+        colorspace=_colorspace(line))
+
+
+def _colorspace(stream_line: str) -> str:
+    """The YCbCr matrix named in a stream line such as 'yuv420p(tv, bt709, progressive)'."""
+    found = _COLORSPACE.search(stream_line)
+    return found.group(1) if found else ""
 
 
 def _video_stream_block(input_text: str) -> str | None:
@@ -287,7 +306,8 @@ def _video_info(path: Path, header: _Header, size: tuple[int, int]) -> VideoInfo
     width, height = size
     return VideoInfo(path=path, width=width, height=height, fps=fps, n_frames=packets.count,
                      duration=packets.count / fps, rotation=header.rotation, is_image=False,
-                     codec=header.codec, has_audio=header.has_audio, vfr=vfr)
+                     codec=header.codec, has_audio=header.has_audio, vfr=vfr,
+                     colorspace=header.colorspace)
 
 
 def _frame_rate(header: _Header, packets: _Packets) -> tuple[float, bool]:
@@ -344,10 +364,15 @@ def iter_frames(info: VideoInfo) -> Iterator[np.ndarray]:
     output = ["-map", "0:V:0", "-frames:v", str(info.n_frames)]
     if info.vfr:
         output += ["-vf", f"fps={_rate_arg(info.fps)}"]
-    output += [*SWS_FLAGS, "-fps_mode", "passthrough", "-pix_fmt", "bgr24", "-f", "rawvideo", "-"]
+    if info.yuv_path:
+        output += ["-fps_mode", "passthrough", "-pix_fmt", "yuv420p", "-f", "rawvideo", "-"]
+        shape, convert = (info.height * 3 // 2, info.width), _yuv_to_bgr
+    else:
+        output += [*SWS_FLAGS, "-fps_mode", "passthrough", "-pix_fmt", "bgr24", "-f", "rawvideo", "-"]
+        shape, convert = (info.height, info.width, 3), None
     count = 0
     last: np.ndarray | None = None
-    for frame in _decode(info.path, output, (info.height, info.width, 3)):
+    for frame in _decode(info.path, output, shape, convert):
         count += 1
         last = frame
         yield frame
@@ -356,9 +381,14 @@ def iter_frames(info: VideoInfo) -> Iterator[np.ndarray]:
             yield last.copy()
 
 
-def _decode(path: Path, output_args: list[str], shape: tuple[int, int, int]
-            ) -> Iterator[np.ndarray]:
-    """Run ffmpeg with rawvideo output on stdout and yield frames of `shape` until it ends."""
+def _yuv_to_bgr(raw: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(raw, cv2.COLOR_YUV2BGR_I420)
+
+
+def _decode(path: Path, output_args: list[str], shape: tuple[int, ...],
+            convert: Callable[[np.ndarray], np.ndarray] | None = None) -> Iterator[np.ndarray]:
+    """Run ffmpeg with rawvideo output on stdout and yield frames of `shape` (each passed
+    through `convert` when given) until it ends."""
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-v", "error",
            "-i", _ffmpeg_path_arg(path), *output_args]
     with tempfile.TemporaryFile() as stderr:
@@ -369,7 +399,7 @@ def _decode(path: Path, output_args: list[str], shape: tuple[int, int, int]
                 frame = np.empty(shape, dtype=np.uint8)
                 if not _read_exact(proc.stdout, memoryview(frame).cast("B")):
                     break
-                yield frame
+                yield frame if convert is None else convert(frame)
             if proc.wait() != 0:
                 logger.warning("decoding %s stopped early: %s", path.name, _read_tail(stderr))
         finally:
@@ -580,9 +610,13 @@ class VideoWriter:
 
     def __init__(self, out_path: str | os.PathLike[str], width: int, height: int, fps: float,
                  audio_path: str | os.PathLike[str] | None = None,
-                 preset: str = "veryfast", crf: int = 18) -> None:
+                 preset: str = "veryfast", crf: int = 18, colorspace: str = "") -> None:
         self.out_path = Path(out_path)
         self.width, self.height, self.fps = int(width), int(height), float(fps)
+        # even sizes travel as yuv420p converted by OpenCV, keeping the source's YCbCr values
+        # (tagged as the source was); odd sizes as bgr24 converted and padded by ffmpeg, BT.709
+        self.yuv_input = self.width % 2 == 0 and self.height % 2 == 0
+        self.colorspace = colorspace
         self.frames_written = 0
         self._finished = False
         self.tmp_path = self.out_path.with_name(
@@ -599,8 +633,9 @@ class VideoWriter:
             raise HeyGemError(ErrorCode.OUTPUT_FAILED, detail=f"{self.out_path}: {e}") from e
 
     def _command(self, audio_path: Path | None, preset: str, crf: int) -> list[str]:
+        pix_fmt = "yuv420p" if self.yuv_input else "bgr24"
         cmd = [ffmpeg_exe(), "-hide_banner", "-nostats", "-v", "error", "-y",
-               "-f", "rawvideo", "-pix_fmt", "bgr24", "-video_size", f"{self.width}x{self.height}",
+               "-f", "rawvideo", "-pix_fmt", pix_fmt, "-video_size", f"{self.width}x{self.height}",
                "-framerate", _rate_arg(self.fps), "-i", "pipe:0"]
         if audio_path is not None:
             cmd += ["-i", _ffmpeg_path_arg(audio_path), "-map", "0:v:0", "-map", "1:a:0",
@@ -608,9 +643,17 @@ class VideoWriter:
         even_w, even_h = self.width + self.width % 2, self.height + self.height % 2
         if (even_w, even_h) != (self.width, self.height):
             cmd += ["-vf", f"pad={even_w}:{even_h}:0:0"]
-        return cmd + [*SWS_FLAGS, "-c:v", "libx264", "-preset", preset, "-crf", str(crf),
-                      "-pix_fmt", "yuv420p", *BT709, "-fps_mode", "cfr", "-movflags", "+faststart",
+        colour = self._colour_tags() if self.yuv_input else [*SWS_FLAGS, *BT709]
+        return cmd + ["-c:v", "libx264", "-preset", preset, "-crf", str(crf),
+                      "-pix_fmt", "yuv420p", *colour, "-fps_mode", "cfr", "-movflags", "+faststart",
                       "-f", "mp4", _ffmpeg_path_arg(self.tmp_path)]
+
+    def _colour_tags(self) -> list[str]:
+        if self.colorspace not in _COLOUR_TAGS:
+            return []
+        primaries, transfer = _COLOUR_TAGS[self.colorspace]
+        return ["-colorspace", self.colorspace, "-color_primaries", primaries,
+                "-color_trc", transfer, "-color_range", "tv"]
 
     def write(self, frame_bgr: np.ndarray) -> None:
         """Append one BGR uint8 frame of the writer's size."""
@@ -620,8 +663,9 @@ class VideoWriter:
         if frame_bgr.shape != expected or frame_bgr.dtype != np.uint8:
             raise ValueError(f"frame must be uint8 {expected}, got {frame_bgr.dtype} "
                              f"{frame_bgr.shape}")
+        data = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2YUV_I420) if self.yuv_input else frame_bgr
         try:
-            self._proc.stdin.write(np.ascontiguousarray(frame_bgr).data)
+            self._proc.stdin.write(np.ascontiguousarray(data).data)
         except (BrokenPipeError, OSError) as e:
             detail = self._fail()
             raise HeyGemError(ErrorCode.OUTPUT_FAILED, detail=detail) from e
