@@ -1,0 +1,60 @@
+"""The command line: one bar per video and one for the run, failures reported and skipped,
+a non-zero exit when any failed, never a traceback or MediaPipe's log chatter."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from heygem_core.cli import output_name
+from heygem_core.video import probe_video
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "heygem_core", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_render_goes_on_past_a_failed_video(presenter_clip, presenter_still, bad_inputs, speech_zh,
+                                            tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("render", "--audio", str(speech_zh), "--video", str(presenter_clip),
+                   str(bad_inputs["truncated"]), str(presenter_still), "--out", str(out))
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 1, text
+    assert "Traceback" not in text
+    assert "W0000" not in text and "inference_feedback_manager" not in text
+    assert "[video_unreadable]" in text and "无法读取视频文件" in text
+    assert "2/3 videos rendered" in text
+    made = sorted(p.name for p in out.iterdir())
+    assert made == ["presenter_astronaut_synced.mp4", "presenter_astronaut_synced_2.mp4"]
+    for name in made:
+        assert probe_video(out / name).n_frames > 0
+
+
+def test_bad_audio_fails_every_video_cleanly(presenter_clip, bad_inputs, tmp_path):
+    proc = run_cli("render", "--audio", str(bad_inputs["silent"]), "--video", str(presenter_clip),
+                   "--out", str(tmp_path / "out"))
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 1
+    assert "[audio_silent]" in text and "Traceback" not in text
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_engines_and_check():
+    proc = run_cli("engines")
+    assert proc.returncode == 0 and "builtin" in proc.stdout
+    proc = run_cli("check")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "ffmpeg" in proc.stdout and "face models load" in proc.stdout
+    assert proc.stderr.strip() == ""
+
+
+def test_output_names_follow_the_inputs():
+    taken: set[str] = set()
+    assert output_name(Path("teacher_03.mp4"), taken) == "teacher_03_synced.mp4"
+    assert output_name(Path("a/teacher_03.mov"), taken) == "teacher_03_synced_2.mp4"
+    assert output_name(Path("王老师 第1课.mp4"), taken) == "王老师 第1课_synced.mp4"
