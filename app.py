@@ -1,34 +1,41 @@
-"""The studio's server: `python app.py` serves the API (and, from the UI issue on, the Gradio UI).
+"""The studio's server: `python app.py` serves the REST/SSE API and runs the in-process worker.
 
-For now it answers health and engine questions; batches, progress and the browser UI come with
-the jobs and UI work. Settings come from HEYGEM_HOST, HEYGEM_PORT and HEYGEM_WORKSPACE."""
+Settings come from HEYGEM_HOST, HEYGEM_PORT, HEYGEM_WORKSPACE and the rest of config.py."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import uvicorn
 from fastapi import FastAPI
 
+from heygem_core.api import install_error_handlers, router
 from heygem_core.config import Settings, get_settings
-from heygem_core.engines import engine_statuses
+from heygem_core.jobs.runtime import build_runtime
 
 logger = logging.getLogger("heygem")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """The FastAPI application."""
+    """The FastAPI application with the batch runtime (store, queue, in-process workers)."""
     settings = settings or get_settings()
-    app = FastAPI(title="HeyGem batch lip-sync", version="0.1.0")
 
-    @app.get("/healthz")
-    def healthz() -> dict[str, object]:
-        return {"status": "ok", "workspace": str(settings.workspace)}
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = build_runtime(settings)
+        app.state.runtime = runtime
+        runtime.start_workers(settings.inprocess_workers)
+        try:
+            yield
+        finally:
+            runtime.close()
 
-    @app.get("/api/engines")
-    def engines() -> list[dict[str, object]]:
-        return [s.__dict__ for s in engine_statuses(settings)]
-
+    app = FastAPI(title="HeyGem batch lip-sync", version="0.2.0", lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(router)
     return app
 
 
@@ -36,10 +43,11 @@ def main() -> None:
     """Start the server on HEYGEM_HOST:HEYGEM_PORT (127.0.0.1:7860 by default)."""
     settings = get_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings.workspace.mkdir(parents=True, exist_ok=True)
-    if settings.host not in ("127.0.0.1", "localhost", "::1"):
-        logger.warning("listening on %s: anyone on the network can reach this server", settings.host)
-    print(f"HeyGem is running at http://{settings.host}:{settings.port}/  (API docs: /docs)", flush=True)
+    if settings.host not in LOOPBACK:
+        logger.warning("listening on %s without login: anyone on the network can use this server",
+                       settings.host)
+    print(f"HeyGem is running at http://{settings.host}:{settings.port}/  (API docs: /docs, "
+          f"live log: {settings.log_file})", flush=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
 
 

@@ -13,20 +13,10 @@ from tqdm import tqdm
 from heygem_core.config import get_settings
 from heygem_core.engines import ENGINE_CHOICES, create_engine, engine_statuses
 from heygem_core.errors import HeyGemError
+from heygem_core.jobs.intake import output_name
 from heygem_core.pipeline import Stage, render
 
 logger = logging.getLogger("heygem_core")
-OUTPUT_SUFFIX = "_synced"
-
-
-def output_name(video: Path, taken: set[str]) -> str:
-    """`teacher_03.mp4` -> `teacher_03_synced.mp4`, with a counter when two inputs share a name."""
-    stem = f"{video.stem}{OUTPUT_SUFFIX}"
-    name, n = f"{stem}.mp4", 2
-    while name in taken:
-        name, n = f"{stem}_{n}.mp4", n + 1
-    taken.add(name)
-    return name
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -42,7 +32,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     failures, taken = 0, set()
     with tqdm(total=len(videos), desc="batch", unit="video", position=0) as overall:
         for video in videos:
-            target = out_dir / output_name(video, taken)
+            target = out_dir / output_name(video.name, taken)
             failures += not _render_one(video, Path(args.audio), target, engine, settings)
             overall.update(1)
     engine.close()
@@ -99,6 +89,25 @@ def cmd_check(args: argparse.Namespace) -> int:
     return cmd_engines(args)
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Take items from the shared queue until SIGINT/SIGTERM; the running item is interrupted
+    and goes back to the queue's front on the next start."""
+    import signal
+    import threading
+
+    from heygem_core.jobs.runtime import build_runtime
+
+    runtime = build_runtime(owns_log=False)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    runtime.queue.start(args.workers)
+    print(f"worker running ({args.workers} thread(s)), workspace {runtime.settings.workspace}", flush=True)
+    stop.wait()
+    runtime.close()
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Speed and memory table of every available engine."""
     from heygem_core.bench import run_bench
@@ -118,6 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_render)
     p = sub.add_parser("engines", help="list the lip-sync engines and whether they can run")
     p.set_defaults(func=cmd_engines)
+    p = sub.add_parser("worker", help="render queued items (run beside `python app.py` with "
+                                      "HEYGEM_INPROCESS_WORKERS=0, or for more throughput)")
+    p.add_argument("--workers", type=int, default=1, help="items rendered at once in this process")
+    p.set_defaults(func=cmd_worker)
     p = sub.add_parser("check", help="check that ffmpeg and the face models work")
     p.set_defaults(func=cmd_check)
     p = sub.add_parser("bench", help="measure speed and memory per stage")

@@ -31,10 +31,31 @@ class Settings:
     cancel_check_frames: int = 4                 # check the cancel flag at least this often
     host: str = "127.0.0.1"
     port: int = 7860
+    max_batch_items: int = 100                   # items per batch
+    max_upload_bytes: int = 4 * 1024**3          # per uploaded file
+    inprocess_workers: int = 1                   # workers inside the app (0: use `python -m heygem_core worker`)
+    log_max_bytes: int = 20 * 1024**2            # the real-time log rotates at this size
+    log_backups: int = 5
 
     @property
     def log_file(self) -> Path:
         return self.workspace / LOG_FILE_NAME
+
+    @property
+    def jobs_db(self) -> Path:
+        return self.workspace / "jobs.db"
+
+    @property
+    def queue_db(self) -> Path:
+        return self.workspace / "queue.db"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.workspace / "uploads"
+
+    @property
+    def outputs_dir(self) -> Path:
+        return self.workspace / "outputs"
 
 
 def get_settings() -> Settings:
@@ -52,6 +73,11 @@ def get_settings() -> Settings:
         encode_crf=int(env.get("HEYGEM_ENCODE_CRF", 18)),
         host=env.get("HEYGEM_HOST", "127.0.0.1"),
         port=int(env.get("HEYGEM_PORT", 7860)),
+        max_batch_items=int(env.get("HEYGEM_MAX_BATCH_ITEMS", 100)),
+        max_upload_bytes=int(float(env.get("HEYGEM_MAX_UPLOAD_MB", 4096)) * 1024**2),
+        inprocess_workers=int(env.get("HEYGEM_INPROCESS_WORKERS", 1)),
+        log_max_bytes=int(float(env.get("HEYGEM_LOG_MAX_MB", 20)) * 1024**2),
+        log_backups=int(env.get("HEYGEM_LOG_BACKUPS", 5)),
     )
 
 

@@ -19,6 +19,10 @@ class ErrorCode(str, Enum):
     CHECKPOINT_INVALID = "checkpoint_invalid"
     OUTPUT_FAILED = "output_failed"
     CANCELLED = "cancelled"
+    BATCH_INVALID = "batch_invalid"
+    FILE_TOO_LARGE = "file_too_large"
+    NOT_FOUND = "not_found"
+    INTERNAL = "internal_error"
 
 
 # code -> (Chinese, English)
@@ -34,6 +38,10 @@ MESSAGES: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.CHECKPOINT_INVALID: ("模型文件无效", "The model checkpoint is invalid"),
     ErrorCode.OUTPUT_FAILED: ("无法写出结果视频", "The output video could not be written"),
     ErrorCode.CANCELLED: ("任务已取消", "The job was cancelled"),
+    ErrorCode.BATCH_INVALID: ("无法创建批量任务", "The batch cannot be made"),
+    ErrorCode.FILE_TOO_LARGE: ("上传的文件太大", "An uploaded file is too large"),
+    ErrorCode.NOT_FOUND: ("没有找到", "Not found"),
+    ErrorCode.INTERNAL: ("内部错误,详情见运行日志", "Internal error; the run log has the details"),
 }
 
 

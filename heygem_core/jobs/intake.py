@@ -1,0 +1,176 @@
+"""Turn uploaded files into a batch: store them under server-chosen names, pair them by mode,
+probe each by content, and say what each item will cost in frames."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from heygem_core.audio import check_audio, load_audio
+from heygem_core.config import Settings
+from heygem_core.errors import ErrorCode, HeyGemError
+from heygem_core.jobs.models import BatchMode, Item, ItemStatus
+from heygem_core.video import probe_video
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 1024 * 1024  # bytes copied at a time
+OUTPUT_SUFFIX = "_synced"
+MAX_NAME = 120  # characters kept of a user's file name for display
+
+
+@dataclass
+class Upload:
+    """One file as the user sent it."""
+
+    filename: str  # the user's name, for display only
+    stream: BinaryIO
+
+
+@dataclass
+class StoredFile:
+    """An upload saved in the workspace."""
+
+    display_name: str
+    path: Path
+    sha256: str
+
+
+@dataclass
+class Probe:
+    """What a stored input is worth: frames and fps for videos, seconds for audio, or why not."""
+
+    fps: float = 0.0
+    seconds: float = 0.0
+    error: HeyGemError | None = None
+
+
+def display_name(filename: str) -> str:
+    """The user's file name without any folder part, for display only."""
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1].strip() or "file"
+    return name[-MAX_NAME:]
+
+
+def save_upload(upload: Upload, folder: Path, limit: int) -> StoredFile:
+    """Copy the upload to `folder` under a random name (its extension kept when it is plain);
+    `file_too_large` past `limit` bytes, and nothing is left behind."""
+    name = display_name(upload.filename)
+    suffix = Path(name).suffix.lower()
+    suffix = suffix if suffix[1:].isalnum() and len(suffix) <= 6 else ""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{uuid.uuid4().hex}{suffix}"
+    digest, size = hashlib.sha256(), 0
+    with path.open("wb") as out:
+        while chunk := upload.stream.read(CHUNK):
+            size += len(chunk)
+            if size > limit:
+                out.close()
+                path.unlink(missing_ok=True)
+                raise HeyGemError(ErrorCode.FILE_TOO_LARGE, f"{name}: over {limit // 1024**2} MB")
+            digest.update(chunk)
+            out.write(chunk)
+    return StoredFile(name, path, digest.hexdigest())
+
+
+def pair_inputs(mode: BatchMode, audios: Sequence[StoredFile], videos: Sequence[StoredFile]
+                ) -> list[tuple[StoredFile, StoredFile]]:
+    """(video, audio) pairs: one audio for every video, one video for every audio, or in order."""
+    if mode is BatchMode.ONE_AUDIO:
+        if len(audios) != 1:
+            raise HeyGemError(ErrorCode.BATCH_INVALID, f"one_audio needs exactly 1 audio, got {len(audios)}")
+        return [(v, audios[0]) for v in videos]
+    if mode is BatchMode.ONE_VIDEO:
+        if len(videos) != 1:
+            raise HeyGemError(ErrorCode.BATCH_INVALID, f"one_video needs exactly 1 video, got {len(videos)}")
+        return [(videos[0], a) for a in audios]
+    if len(audios) != len(videos):
+        raise HeyGemError(ErrorCode.BATCH_INVALID,
+                          f"pairs needs as many audios as videos ({len(audios)} vs {len(videos)})")
+    return list(zip(videos, audios))
+
+
+def default_mode(n_audios: int, n_videos: int) -> BatchMode:
+    """one_audio for one audio; one_video for one video and several audios; else pairs."""
+    if n_audios == 1:
+        return BatchMode.ONE_AUDIO
+    if n_videos == 1:
+        return BatchMode.ONE_VIDEO
+    return BatchMode.PAIRS
+
+
+def probe_video_file(stored: StoredFile, settings: Settings) -> Probe:
+    try:
+        return Probe(fps=probe_video(stored.path, settings).fps)
+    except HeyGemError as e:
+        return Probe(error=_named(e, stored.display_name))
+
+
+def probe_audio_file(stored: StoredFile, settings: Settings) -> Probe:
+    try:
+        clip = load_audio(stored.path)
+        check_audio(clip, settings)
+        return Probe(seconds=clip.duration)
+    except HeyGemError as e:
+        return Probe(error=_named(e, stored.display_name))
+
+
+def _named(error: HeyGemError, name: str) -> HeyGemError:
+    """The same error, naming the user's file rather than the stored one."""
+    return HeyGemError(error.code, name)
+
+
+def make_items(batch_id: str, mode: BatchMode, pairs: list[tuple[StoredFile, StoredFile]],
+               settings: Settings) -> list[Item]:
+    """One item per pair; an input that fails its probe makes its item fail at once."""
+    probes: dict[Path, Probe] = {}
+    names: set[str] = set()
+    items = []
+    for index, (video, audio) in enumerate(pairs):
+        if video.path not in probes:
+            probes[video.path] = probe_video_file(video, settings)
+        if audio.path not in probes:
+            probes[audio.path] = probe_audio_file(audio, settings)
+        shown = audio if mode is BatchMode.ONE_VIDEO else video
+        item = Item(batch_id=batch_id, index=index, name=shown.display_name,
+                    video_path=str(video.path), audio_path=str(audio.path),
+                    output_name=output_name(shown.display_name, names))
+        _apply_probes(item, probes[video.path], probes[audio.path])
+        items.append(item)
+    return items
+
+
+def _apply_probes(item: Item, video: Probe, audio: Probe) -> None:
+    error = video.error or audio.error
+    if error is not None:
+        item.status, item.error_code, item.error = ItemStatus.FAILED, error.code.value, error.message
+        item.frames_total = 1
+        return
+    item.frames_total = max(1, round(audio.seconds * video.fps))
+
+
+def output_name(name: str, taken: set[str]) -> str:
+    """`teacher_03.mp4` -> `teacher_03_synced.mp4`, a counter when two share a name."""
+    stem = Path(name).stem or "video"
+    candidate, n = f"{stem}{OUTPUT_SUFFIX}.mp4", 2
+    while candidate in taken:
+        candidate, n = f"{stem}{OUTPUT_SUFFIX}_{n}.mp4", n + 1
+    taken.add(candidate)
+    return candidate
+
+
+def fingerprint(mode: BatchMode, engine: str, owner: str, audios: Sequence[StoredFile],
+                videos: Sequence[StoredFile]) -> str:
+    """The same files (by content), mode, engine and owner give the same fingerprint."""
+    parts = [mode.value, engine, owner] + [f"a:{a.sha256}" for a in audios] + [f"v:{v.sha256}" for v in videos]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def discard(folder: Path) -> None:
+    """Remove a batch's upload folder (a refused or duplicate submission)."""
+    shutil.rmtree(folder, ignore_errors=True)

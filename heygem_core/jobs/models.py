@@ -1,0 +1,243 @@
+"""Batches and items, their statuses, and the progress snapshot (the JSON of DESIGN.md).
+
+Everything here is pure: no store, no clock unless one is passed in. The snapshot is built in
+one place, `snapshot()`, and every reader (REST, SSE, WebSocket, UI, CLI) serves what it returns.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Callable, Iterable
+
+# Just under 1.0: the most an unfinished batch may report, so that 1.0 always means "all done".
+MAX_UNFINISHED_RATE = 0.9999
+RATE_DECIMALS = 4  # progress_rate in the snapshot is rounded to this many decimals
+
+
+class ItemStatus(str, Enum):
+    """One (video, audio) item: pending -> processing -> done | failed | cancelled."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        """Whether the item has reached a final state (it will not run again unless retried)."""
+        return self in (ItemStatus.DONE, ItemStatus.FAILED, ItemStatus.CANCELLED)
+
+
+class BatchStatus(str, Enum):
+    """A batch: queued -> processing -> completed | completed_with_errors | failed | cancelled."""
+
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    COMPLETED_WITH_ERRORS = "completed_with_errors"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        """Whether the batch has reached a final state."""
+        return self not in (BatchStatus.QUEUED, BatchStatus.PROCESSING)
+
+
+class BatchMode(str, Enum):
+    """How the items of a batch were made from the uploaded files."""
+
+    ONE_AUDIO = "one_audio"  # one audio, many videos (one lecture, every teacher)
+    ONE_VIDEO = "one_video"  # one video, many audios (a version per region or language)
+    PAIRS = "pairs"          # explicit (video, audio) pairs, matched in order
+
+
+@dataclass
+class Item:
+    """One render: a (video, audio) pair and its progress."""
+
+    batch_id: str
+    index: int                 # 0-based position in the batch (FIFO order)
+    name: str                  # display name (the user's file name; the audio's in one_video mode)
+    video_path: str            # server-side stored path
+    audio_path: str            # server-side stored path
+    output_name: str           # e.g. "teacher_03_synced.mp4"
+    status: ItemStatus = ItemStatus.PENDING
+    frames_done: int = 0
+    frames_total: int = 0      # known at submit (probed), may be corrected when the render starts
+    output_path: str | None = None
+    error_code: str | None = None
+    error: str | None = None   # message (zh / en)
+    warnings: list[str] = field(default_factory=list)
+    worker: str | None = None
+    started_at: float | None = None   # unix time, s
+    finished_at: float | None = None  # unix time, s
+    attempts: int = 0
+
+    def __post_init__(self) -> None:
+        self.status = ItemStatus(self.status)  # accept the plain string value too
+
+
+@dataclass
+class Batch:
+    """A list of items submitted together, rendered in index order."""
+
+    batch_id: str
+    mode: BatchMode
+    engine: str
+    items: list[Item]
+    status: BatchStatus = BatchStatus.QUEUED
+    owner: str = ""            # user name when auth is on
+    fingerprint: str = ""      # hash of inputs + engine + mode, for duplicate detection
+    created_at: float = 0.0    # unix time, s (the store fills it in when 0)
+    started_at: float | None = None
+    finished_at: float | None = None
+    cancel_requested: bool = False
+    progress_floor: float = 0.0  # highest progress_rate reported so far in this run (monotonic)
+
+    def __post_init__(self) -> None:
+        self.mode = BatchMode(self.mode)  # accept the plain string values too
+        self.status = BatchStatus(self.status)
+
+
+def batch_status_from_items(items: Iterable[Item]) -> BatchStatus:
+    """The batch status that its items imply.
+
+    All finished: cancelled if any was cancelled, else completed if all are done,
+    completed_with_errors if some are done, failed if none is. Otherwise processing once any item
+    is running or finished, else queued. An empty list counts as completed.
+    """
+    statuses = [item.status for item in items]
+    if all(status.finished for status in statuses):
+        if ItemStatus.CANCELLED in statuses:
+            return BatchStatus.CANCELLED
+        done = statuses.count(ItemStatus.DONE)
+        if done == len(statuses):
+            return BatchStatus.COMPLETED
+        return BatchStatus.COMPLETED_WITH_ERRORS if done else BatchStatus.FAILED
+    if any(status is ItemStatus.PROCESSING or status.finished for status in statuses):
+        return BatchStatus.PROCESSING
+    return BatchStatus.QUEUED
+
+
+def _weight(item: Item) -> int:
+    """An item's share of the batch's work, in frames (an unknown length counts as 1 frame)."""
+    return max(item.frames_total, 1)
+
+
+def _frames_credited(item: Item) -> int:
+    """Frames of the item that count as done towards the batch's progress."""
+    if item.status.finished:
+        return _weight(item)
+    return min(max(item.frames_done, 0), _weight(item))
+
+
+def progress_rate(batch: Batch) -> float:
+    """Work done in [0, 1], weighted by frames, the running item's frames included.
+
+    Exactly 1.0 when every item is finished (failed and cancelled ones included); at most
+    MAX_UNFINISHED_RATE before that; never below `batch.progress_floor` (capped the same way).
+    The caller stores the value back as the new floor so that it never goes backwards.
+    """
+    if all(item.status.finished for item in batch.items):
+        return 1.0
+    total = sum(_weight(item) for item in batch.items)
+    done = sum(_frames_credited(item) for item in batch.items)
+    rate = min(done / total, MAX_UNFINISHED_RATE)
+    return max(rate, min(batch.progress_floor, MAX_UNFINISHED_RATE))
+
+
+def _frames_worked(item: Item) -> int:
+    """Frames the item actually rendered (a done item: all of them)."""
+    if item.status is ItemStatus.DONE:
+        return max(item.frames_done, item.frames_total)
+    return max(item.frames_done, 0)
+
+
+def _seconds_worked(item: Item, now: float) -> float:
+    """Seconds spent on a started item: started_at to finished_at, or to now while running."""
+    if item.started_at is None:
+        return 0.0
+    end = item.finished_at if item.status.finished and item.finished_at is not None else now
+    return max(end - item.started_at, 0.0)
+
+
+def eta_seconds(batch: Batch, now: float) -> float | None:
+    """Seconds left: frames still to render over the measured throughput (frames a second).
+
+    Throughput is the frames rendered by the finished and running items over the seconds spent
+    on them. None before any frame was rendered; 0.0 when every item is finished.
+    """
+    remaining = sum(_weight(item) - _frames_credited(item) for item in batch.items)
+    if remaining <= 0:
+        return 0.0
+    worked = [item for item in batch.items
+              if item.started_at is not None
+              and (item.status.finished or item.status is ItemStatus.PROCESSING)]
+    frames = sum(_frames_worked(item) for item in worked)
+    seconds = sum(_seconds_worked(item, now) for item in worked)
+    if frames <= 0 or seconds <= 0:
+        return None
+    return remaining / (frames / seconds)
+
+
+def current_item(batch: Batch) -> Item | None:
+    """The running item with the lowest index, or None."""
+    return next((item for item in batch.items if item.status is ItemStatus.PROCESSING), None)
+
+
+def _item_view(item: Item, output_url: Callable[[Item], str] | None) -> dict[str, Any]:
+    """One entry of the snapshot's `items`."""
+    url = output_url(item) if output_url is not None and item.status is ItemStatus.DONE else None
+    duration = None
+    if item.started_at is not None and item.finished_at is not None:
+        duration = round(item.finished_at - item.started_at, 3)
+    return {"index": item.index, "name": item.name, "status": item.status.value,
+            "output_url": url, "frames_done": item.frames_done,
+            "frames_total": item.frames_total, "error_code": item.error_code,
+            "error": item.error, "warnings": list(item.warnings), "worker": item.worker,
+            "duration_s": duration}
+
+
+def _count(batch: Batch, *statuses: ItemStatus) -> int:
+    return sum(1 for item in batch.items if item.status in statuses)
+
+
+def snapshot(batch: Batch, system: dict | None = None,
+             output_url: Callable[[Item], str] | None = None,
+             now: float | None = None) -> dict[str, Any]:
+    """The progress snapshot of DESIGN.md, ready for `json.dumps` (enums as their values).
+
+    `output_url(item)` makes the download link of a done item (None: no links); `system` is the
+    CPU / memory / GPU metrics dict; `now` defaults to the current time (for the ETA).
+    """
+    now = time.time() if now is None else now
+    running = current_item(batch)
+    rate = progress_rate(batch)
+    eta = eta_seconds(batch, now)
+    finished = (ItemStatus.DONE, ItemStatus.FAILED, ItemStatus.CANCELLED)
+    return {
+        "batch_id": batch.batch_id,
+        "status": BatchStatus(batch.status).value,
+        "current_video": running.name if running else None,
+        "processed_count": _count(batch, *finished),
+        "total_count": len(batch.items),
+        "succeeded_count": _count(batch, ItemStatus.DONE),
+        "failed_count": _count(batch, ItemStatus.FAILED),
+        "cancelled_count": _count(batch, ItemStatus.CANCELLED),
+        "progress_rate": 1.0 if rate == 1.0 else round(rate, RATE_DECIMALS),
+        "current_frame": running.frames_done if running else 0,
+        "current_total_frames": running.frames_total if running else 0,
+        "eta_seconds": None if eta is None else int(math.ceil(eta)),
+        "items": [_item_view(item, output_url) for item in batch.items],
+        "system": dict(system) if system else {},
+        "mode": BatchMode(batch.mode).value,
+        "engine": batch.engine,
+        "created_at": batch.created_at,
+        "started_at": batch.started_at,
+        "finished_at": batch.finished_at,
+    }

@@ -1,0 +1,334 @@
+"""The SQLite progress store: one file in the workspace, WAL mode, survives restarts.
+
+One connection per store object, shared by all threads under a lock (API threads, the worker
+thread and SSE generators call it at once). SQLite serialises writers anyway; the lock keeps
+each read (a batch row plus its items) and each write (a change plus its version bump) a single
+transaction. Other processes opening the same file (`python -m heygem_core worker`) are
+coordinated by SQLite's own locking, with a 5 s busy timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import fields
+from enum import Enum
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from heygem_core.jobs.models import Batch, BatchMode, BatchStatus, Item, ItemStatus
+from heygem_core.jobs.store import BATCH_WRITABLE, ITEM_WRITABLE, ProgressStore, check_fields
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_S = 5.0
+SCHEMA_VERSION = 1  # PRAGMA user_version of a store made by this code
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id         TEXT PRIMARY KEY,
+    mode             TEXT NOT NULL,
+    engine           TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    owner            TEXT NOT NULL DEFAULT '',
+    fingerprint      TEXT NOT NULL DEFAULT '',
+    created_at       REAL NOT NULL,
+    started_at       REAL,
+    finished_at      REAL,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    progress_floor   REAL NOT NULL DEFAULT 0,
+    version          INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS batches_by_time ON batches (created_at);
+CREATE INDEX IF NOT EXISTS batches_by_fingerprint ON batches (fingerprint);
+CREATE TABLE IF NOT EXISTS items (
+    batch_id      TEXT NOT NULL REFERENCES batches (batch_id) ON DELETE CASCADE,
+    idx           INTEGER NOT NULL,
+    name          TEXT NOT NULL,
+    video_path    TEXT NOT NULL,
+    audio_path    TEXT NOT NULL,
+    output_name   TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    frames_done   INTEGER NOT NULL DEFAULT 0,
+    frames_total  INTEGER NOT NULL DEFAULT 0,
+    output_path   TEXT,
+    error_code    TEXT,
+    error         TEXT,
+    warnings      TEXT NOT NULL DEFAULT '[]',
+    worker        TEXT,
+    started_at    REAL,
+    finished_at   REAL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (batch_id, idx)
+);
+CREATE INDEX IF NOT EXISTS items_by_status ON items (status);
+"""
+
+_BATCH_COLUMNS = ("batch_id", "mode", "engine", "status", "owner", "fingerprint", "created_at",
+                  "started_at", "finished_at", "cancel_requested", "progress_floor")
+# Item field -> column, in the dataclass's field order (only the index is renamed: INDEX is an
+# SQL keyword). Rows are read in this order and passed to Item positionally.
+_ITEM_COLUMNS = {f.name: ("idx" if f.name == "index" else f.name) for f in fields(Item)}
+_ITEM_SELECT = f"SELECT {', '.join(_ITEM_COLUMNS.values())} FROM items"
+_BATCH_SELECT = f"SELECT {', '.join(_BATCH_COLUMNS)} FROM batches"
+_UNFINISHED_BATCH = (BatchStatus.QUEUED.value, BatchStatus.PROCESSING.value)
+_UNFINISHED_ITEM = (ItemStatus.PENDING.value, ItemStatus.PROCESSING.value)
+
+
+class SqliteStore(ProgressStore):
+    """ProgressStore on one SQLite file (created with its schema when missing)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S,
+                                     isolation_level=None, check_same_thread=False)
+        self._setup()
+        log.debug("progress store open: %s", self.path)
+
+    def _setup(self) -> None:
+        """Pragmas and schema."""
+        conn = self._conn
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            log.warning("SQLite store %s: WAL not available, journal mode is %s", self.path, mode)
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        with self._write():
+            _create_schema(conn)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    # -- transactions ------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE: takes the write lock up front)."""
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction: several SELECTs see the same state."""
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                yield self._conn
+            finally:
+                self._conn.execute("COMMIT")
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def create_batch(self, batch: Batch) -> None:
+        if not batch.created_at:
+            batch.created_at = time.time()
+        row = [_encode(name, getattr(batch, name), BatchStatus) for name in _BATCH_COLUMNS]
+        items = [[batch.batch_id if name == "batch_id" else  # the batch decides
+                  _encode(name, getattr(item, name), ItemStatus) for name in _ITEM_COLUMNS]
+                 for item in batch.items]
+        try:
+            with self._write() as conn:
+                conn.execute(f"INSERT INTO batches ({', '.join(_BATCH_COLUMNS)}) "
+                             f"VALUES ({_marks(len(_BATCH_COLUMNS))})", row)
+                conn.executemany(f"INSERT INTO items ({', '.join(_ITEM_COLUMNS.values())}) "
+                                 f"VALUES ({_marks(len(_ITEM_COLUMNS))})", items)
+        except sqlite3.IntegrityError as e:
+            raise ValueError(f"cannot create batch {batch.batch_id}: {e}") from e
+
+    def update_batch(self, batch_id: str, /, **fields: Any) -> None:
+        check_fields(fields, BATCH_WRITABLE, "batch")
+        values = {name: _encode(name, value, BatchStatus) for name, value in fields.items()}
+        assignments = "".join(f"{name} = ?, " for name in values)
+        with self._write() as conn:
+            cursor = conn.execute(f"UPDATE batches SET {assignments}version = version + 1 "
+                                  "WHERE batch_id = ?", [*values.values(), batch_id])
+            if cursor.rowcount == 0:
+                raise KeyError(batch_id)
+
+    def update_item(self, batch_id: str, index: int, /, **fields: Any) -> None:
+        check_fields(fields, ITEM_WRITABLE, "item")
+        values = {_ITEM_COLUMNS[name]: _encode(name, value, ItemStatus)
+                  for name, value in fields.items()}
+        with self._write() as conn:
+            if values:
+                assignments = ", ".join(f"{column} = ?" for column in values)
+                found = conn.execute(f"UPDATE items SET {assignments} "
+                                     "WHERE batch_id = ? AND idx = ?",
+                                     [*values.values(), batch_id, index]).rowcount > 0
+            else:
+                found = conn.execute("SELECT 1 FROM items WHERE batch_id = ? AND idx = ?",
+                                     (batch_id, index)).fetchone() is not None
+            if not found:
+                raise KeyError((batch_id, index))
+            _bump(conn, batch_id)
+
+    def set_frames(self, batch_id: str, index: int, frames_done: int, frames_total: int) -> None:
+        with self._write() as conn:
+            cursor = conn.execute("UPDATE items SET frames_done = ?, frames_total = ? "
+                                  "WHERE batch_id = ? AND idx = ?",
+                                  (int(frames_done), int(frames_total), batch_id, index))
+            if cursor.rowcount == 0:
+                raise KeyError((batch_id, index))
+            _bump(conn, batch_id)
+
+    def raise_floor(self, batch_id: str, rate: float) -> float:
+        with self._write() as conn:
+            row = conn.execute("SELECT progress_floor FROM batches WHERE batch_id = ?",
+                               (batch_id,)).fetchone()
+            if row is None:
+                raise KeyError(batch_id)
+            if rate <= row[0]:
+                return float(row[0])
+            conn.execute("UPDATE batches SET progress_floor = ?, version = version + 1 "
+                         "WHERE batch_id = ?", (float(rate), batch_id))
+        return float(rate)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def get_batch(self, batch_id: str) -> Batch | None:
+        with self._read() as conn:
+            row = conn.execute(f"{_BATCH_SELECT} WHERE batch_id = ?", (batch_id,)).fetchone()
+            if row is None:
+                return None
+            items = conn.execute(f"{_ITEM_SELECT} WHERE batch_id = ? ORDER BY idx",
+                                 (batch_id,)).fetchall()
+        return _batch_from_row(row, items)
+
+    def get_item(self, batch_id: str, index: int) -> Item | None:
+        with self._lock:
+            row = self._conn.execute(f"{_ITEM_SELECT} WHERE batch_id = ? AND idx = ?",
+                                     (batch_id, index)).fetchone()
+        return None if row is None else _item_from_row(row)
+
+    def list_batches(self, limit: int = 50, owner: str | None = None) -> list[Batch]:
+        where, params = _owner_filter(owner)
+        with self._read() as conn:
+            rows = conn.execute(f"{_BATCH_SELECT} {where} "
+                                "ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                                [*params, int(limit)]).fetchall()
+            ids = [row[0] for row in rows]
+            items = conn.execute(f"{_ITEM_SELECT} WHERE batch_id IN ({_marks(len(ids))}) "
+                                 "ORDER BY batch_id, idx", ids).fetchall() if ids else []
+        by_batch: dict[str, list[tuple]] = {batch_id: [] for batch_id in ids}
+        for item in items:
+            by_batch[item[0]].append(item)
+        return [_batch_from_row(row, by_batch[row[0]]) for row in rows]
+
+    def find_unfinished(self, fingerprint: str, owner: str = "") -> str | None:
+        return self._one_id("WHERE fingerprint = ? AND owner = ? AND status IN (?, ?) "
+                            "ORDER BY created_at, rowid",
+                            (fingerprint, owner, *_UNFINISHED_BATCH))
+
+    def active_batch_id(self, owner: str | None = None) -> str | None:
+        where, params = _owner_filter(owner)
+        where = f"{where} AND" if where else "WHERE"
+        return self._one_id(f"{where} status IN (?, ?) "
+                            "ORDER BY status = ? DESC, created_at, rowid",
+                            (*params, *_UNFINISHED_BATCH, BatchStatus.PROCESSING.value))
+
+    def latest_batch_id(self, owner: str | None = None) -> str | None:
+        where, params = _owner_filter(owner)
+        return self._one_id(f"{where} ORDER BY created_at DESC, rowid DESC", params)
+
+    def _one_id(self, tail: str, params: Sequence[Any]) -> str | None:
+        """The batch_id of the first row of `SELECT batch_id FROM batches <tail>`."""
+        with self._lock:
+            row = self._conn.execute(f"SELECT batch_id FROM batches {tail} LIMIT 1",
+                                     params).fetchone()
+        return None if row is None else row[0]
+
+    def cancel_requested(self, batch_id: str) -> bool:
+        with self._lock:
+            row = self._conn.execute("SELECT cancel_requested FROM batches WHERE batch_id = ?",
+                                     (batch_id,)).fetchone()
+        return bool(row and row[0])
+
+    def unfinished_items(self) -> list[tuple[str, int]]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT i.batch_id, i.idx FROM items AS i "
+                "JOIN batches AS b ON b.batch_id = i.batch_id "
+                "WHERE i.status IN (?, ?) "
+                "ORDER BY b.created_at, b.rowid, i.status = ? DESC, i.idx",
+                (*_UNFINISHED_ITEM, ItemStatus.PROCESSING.value)).fetchall()
+        return [(row[0], row[1]) for row in rows]
+
+    def version(self, batch_id: str) -> int:
+        with self._lock:
+            row = self._conn.execute("SELECT version FROM batches WHERE batch_id = ?",
+                                     (batch_id,)).fetchone()
+        if row is None:
+            raise KeyError(batch_id)
+        return int(row[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+        log.debug("progress store closed: %s", self.path)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _create_schema(conn: sqlite3.Connection) -> None:
+    """Run each CREATE of SCHEMA (executescript would commit the open transaction)."""
+    for statement in SCHEMA.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def _bump(conn: sqlite3.Connection, batch_id: str) -> None:
+    """Increase the batch's version, in the caller's transaction."""
+    conn.execute("UPDATE batches SET version = version + 1 WHERE batch_id = ?", (batch_id,))
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+def _owner_filter(owner: str | None) -> tuple[str, tuple[Any, ...]]:
+    """A WHERE clause (or nothing) restricting batches to one owner."""
+    return ("", ()) if owner is None else ("WHERE owner = ?", (owner,))
+
+
+def _encode(name: str, value: Any, status_type: type[Enum]) -> Any:
+    """A field's value as stored: statuses checked (ValueError) and stored by value, the mode by
+    value, warnings as JSON text (None: none), bools as 0/1."""
+    if name == "status":
+        return status_type(value).value
+    if name == "mode":
+        return BatchMode(value).value
+    if name == "warnings":
+        return json.dumps([str(w) for w in value or ()], ensure_ascii=False)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def _item_from_row(row: Sequence[Any]) -> Item:
+    """An Item from a row of _ITEM_SELECT (columns in field order)."""
+    item = Item(*row)
+    item.warnings = json.loads(item.warnings) if item.warnings != "[]" else []
+    return item
+
+
+def _batch_from_row(row: Sequence[Any], items: Sequence[Sequence[Any]]) -> Batch:
+    """A Batch from a row of _BATCH_SELECT and its item rows."""
+    values = dict(zip(_BATCH_COLUMNS, row))
+    values["cancel_requested"] = bool(values["cancel_requested"])
+    return Batch(items=[_item_from_row(item) for item in items], **values)

@@ -1,0 +1,130 @@
+"""The progress store interface: one small contract, a SQLite and (later) a Redis implementation.
+
+The store is the single source of truth for batch progress: the worker writes it, the API, the
+SSE stream, the UI and the CLI read it. Every method is safe to call from several threads at once,
+and several processes may open the same store (the app and `python -m heygem_core worker`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import fields
+from typing import Any, Iterable
+
+from heygem_core.jobs.models import Batch, Item
+
+# What update_batch / update_item may write, by name.
+BATCH_WRITABLE = frozenset({"status", "started_at", "finished_at", "cancel_requested",
+                            "progress_floor"})
+ITEM_WRITABLE = frozenset(f.name for f in fields(Item)) - {"batch_id", "index"}
+
+
+def check_fields(given: Iterable[str], writable: frozenset[str], what: str) -> None:
+    """Raise ValueError naming every field of `given` that is not in `writable`."""
+    bad = sorted(set(given) - writable)
+    if bad:
+        raise ValueError(f"{what} fields not writable: {', '.join(bad)} "
+                         f"(writable: {', '.join(sorted(writable))})")
+
+
+class ProgressStore(ABC):
+    """Batches and their items, durable, read and written by many threads and processes.
+
+    Writes are visible to every reader (of any process) as soon as the method returns.
+    Every write that touches a batch or one of its items increases `version(batch_id)`.
+    """
+
+    @abstractmethod
+    def create_batch(self, batch: Batch) -> None:
+        """Store a new batch with all its items (one atomic write).
+
+        `batch.created_at` is set to the current time when it is 0. A batch id that already
+        exists raises ValueError.
+        """
+
+    @abstractmethod
+    def get_batch(self, batch_id: str) -> Batch | None:
+        """The batch with its items ordered by index, or None when there is no such batch."""
+
+    @abstractmethod
+    def get_item(self, batch_id: str, index: int) -> Item | None:
+        """One item, or None when the batch or the index does not exist."""
+
+    @abstractmethod
+    def list_batches(self, limit: int = 50, owner: str | None = None) -> list[Batch]:
+        """Up to `limit` batches with their items, newest first (by created_at, then insertion).
+
+        `owner` None lists everyone's; a string lists only that owner's ("" is the anonymous one).
+        """
+
+    @abstractmethod
+    def find_unfinished(self, fingerprint: str, owner: str = "") -> str | None:
+        """The id of the oldest queued or processing batch of `owner` with this fingerprint."""
+
+    @abstractmethod
+    def active_batch_id(self, owner: str | None = None) -> str | None:
+        """The oldest processing batch, else the oldest queued one, else None."""
+
+    @abstractmethod
+    def latest_batch_id(self, owner: str | None = None) -> str | None:
+        """The newest batch of any status, or None when there is none."""
+
+    @abstractmethod
+    def update_batch(self, batch_id: str, /, **fields: Any) -> None:
+        """Write some of: status, started_at, finished_at, cancel_requested, progress_floor.
+
+        Written at once (durable when it returns). Another field name raises ValueError, an
+        invalid status value ValueError, an unknown batch KeyError.
+        """
+
+    @abstractmethod
+    def update_item(self, batch_id: str, index: int, /, **fields: Any) -> None:
+        """Write any Item fields but batch_id and index, at once.
+
+        Another field name raises ValueError, an invalid status value ValueError, an unknown
+        batch or index KeyError.
+        """
+
+    @abstractmethod
+    def set_frames(self, batch_id: str, index: int, frames_done: int, frames_total: int) -> None:
+        """The hot path: write an item's frame counts in one small write.
+
+        The caller throttles it (a few calls a second). Unknown batch or index: KeyError.
+        """
+
+    @abstractmethod
+    def raise_floor(self, batch_id: str, rate: float) -> float:
+        """Atomically set progress_floor to max(progress_floor, rate); return the new floor.
+
+        Only a change is a write (and bumps the version). Unknown batch: KeyError.
+        """
+
+    @abstractmethod
+    def cancel_requested(self, batch_id: str) -> bool:
+        """Whether cancelling was asked for (cheap: asked every few frames). Unknown: False."""
+
+    @abstractmethod
+    def unfinished_items(self) -> list[tuple[str, int]]:
+        """(batch_id, index) of every pending or processing item, in FIFO order.
+
+        Batches oldest first (created_at, then insertion); inside a batch the processing items
+        first, then by index. Used at start-up to re-queue what a crash left behind; the batch's
+        status and cancel flag are not looked at (the caller decides).
+        """
+
+    @abstractmethod
+    def version(self, batch_id: str) -> int:
+        """A counter that increases on every write touching the batch or its items.
+
+        Starts at 1 when the batch is created. Unknown batch: KeyError.
+        """
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections. The store must not be used afterwards."""
+
+    def __enter__(self) -> ProgressStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,171 @@
+"""Run one item: the bridge between the queue, the store and the render pipeline."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from heygem_core.config import Settings
+from heygem_core.engines import LipSyncEngine, create_engine, resolve_engine_name
+from heygem_core.errors import ErrorCode, HeyGemError
+from heygem_core.jobs.models import Item, ItemStatus, batch_status_from_items, progress_rate
+from heygem_core.jobs.store import ProgressStore
+from heygem_core.pipeline import RenderResult, Stage, render
+from heygem_core.realtime_log import log_event
+
+logger = logging.getLogger(__name__)
+
+MILESTONES = 10  # frame milestones per item in the real-time log (every 10 %)
+
+
+def worker_name() -> str:
+    """host:pid:thread, unique among live workers."""
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}"
+
+
+class Interrupted(Exception):
+    """The worker is shutting down: the item goes back to pending and runs again later."""
+
+
+@dataclass
+class ItemRunner:
+    """Called by the queue for each (batch_id, index); renders it and records the outcome.
+
+    One engine instance per engine name per runner: models load once per worker."""
+
+    store: ProgressStore
+    settings: Settings
+    shutdown: threading.Event = field(default_factory=threading.Event)
+    _engines: dict[str, LipSyncEngine] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, batch_id: str, index: int) -> None:
+        batch = self.store.get_batch(batch_id)
+        if batch is None or index >= len(batch.items):
+            logger.warning("queue named a missing item %s/%s", batch_id, index)
+            return
+        item = batch.items[index]
+        if item.status != ItemStatus.PENDING:
+            return  # done already, failed at submit, cancelled, or held by another worker
+        if batch.cancel_requested:
+            self._finish(item, ItemStatus.CANCELLED, error=HeyGemError(ErrorCode.CANCELLED))
+            return
+        self._start(item, batch.started_at is None)
+        try:
+            result = self._render(item, batch.engine)
+        except Interrupted:
+            self.store.update_item(batch_id, index, status=ItemStatus.PENDING, frames_done=0, worker=None)
+            log_event("中断,重启后继续 / interrupted, resumes after restart", batch_id=batch_id, name=item.name)
+            return
+        except HeyGemError as e:
+            status = ItemStatus.CANCELLED if e.code is ErrorCode.CANCELLED else ItemStatus.FAILED
+            self._finish(item, status, error=e)
+            return
+        except Exception as e:  # a bug, not the user's doing: keep the batch going, log the trace
+            logger.exception("item %s/%s crashed", batch_id, index)
+            self._finish(item, ItemStatus.FAILED, error=HeyGemError(ErrorCode.INTERNAL, type(e).__name__))
+            return
+        self._finish(item, ItemStatus.DONE, result=result)
+
+    def _start(self, item: Item, first: bool) -> None:
+        now = time.time()
+        self.store.update_item(item.batch_id, item.index, status=ItemStatus.PROCESSING, started_at=now,
+                               finished_at=None, frames_done=0, worker=worker_name(),
+                               attempts=item.attempts + 1, error_code=None, error=None)
+        if first:
+            self.store.update_batch(item.batch_id, status=batch_status_from_items(
+                self.store.get_batch(item.batch_id).items), started_at=now)
+        else:
+            self._update_batch_status(item.batch_id)
+        log_event(f"开始生成 / started ({item.index + 1})", batch_id=item.batch_id, name=item.name)
+
+    def _render(self, item: Item, engine_name: str) -> RenderResult:
+        out = self.settings.outputs_dir / item.batch_id / item.output_name
+        progress = _ProgressWriter(self.store, item)
+
+        def should_cancel() -> bool:
+            if self.shutdown.is_set():
+                raise Interrupted
+            return self.store.cancel_requested(item.batch_id)
+
+        return render(item.video_path, item.audio_path, out, self._engine(engine_name),
+                      on_progress=progress, should_cancel=should_cancel, settings=self.settings)
+
+    def _engine(self, name: str) -> LipSyncEngine:
+        resolved = resolve_engine_name(name, self.settings)
+        with self._lock:
+            if resolved not in self._engines:
+                self._engines[resolved] = create_engine(resolved, self.settings)
+            return self._engines[resolved]
+
+    def _finish(self, item: Item, status: ItemStatus, *, result: RenderResult | None = None,
+                error: HeyGemError | None = None) -> None:
+        fields: dict[str, object] = {"status": status, "finished_at": time.time(), "worker": None}
+        if result is not None:
+            fields.update(output_path=str(result.output), frames_done=result.n_frames,
+                          frames_total=result.n_frames, warnings=result.warnings)
+        if error is not None:
+            fields.update(error_code=error.code.value, error=error.message)
+        self.store.update_item(item.batch_id, item.index, **fields)
+        detail = f"{error.code.value}: {error.message}" if error else (result.output.name if result else "")
+        log_event(f"{_STATUS_WORDS[status]} {detail}".strip(), batch_id=item.batch_id, name=item.name,
+                  level=logging.WARNING if status is ItemStatus.FAILED else logging.INFO)
+        self._update_batch_status(item.batch_id)
+
+    def _update_batch_status(self, batch_id: str) -> None:
+        batch = self.store.get_batch(batch_id)
+        status = batch_status_from_items(batch.items)
+        fields: dict[str, object] = {"status": status,
+                                     "progress_floor": max(batch.progress_floor, progress_rate(batch))}
+        if status.finished and batch.finished_at is None:
+            fields["finished_at"] = time.time()
+            done = sum(i.status is ItemStatus.DONE for i in batch.items)
+            log_event(f"批量任务结束 / batch ended: {status.value}, {done}/{len(batch.items)} done",
+                      batch_id=batch_id)
+        self.store.update_batch(batch_id, **fields)
+
+
+_STATUS_WORDS = {ItemStatus.DONE: "完成 / done", ItemStatus.FAILED: "失败 / failed",
+                 ItemStatus.CANCELLED: "已取消 / cancelled", ItemStatus.PENDING: "排队 / pending",
+                 ItemStatus.PROCESSING: "处理中 / processing"}
+
+
+@dataclass
+class _ProgressWriter:
+    """Pipeline progress -> store (frames, already throttled by the pipeline) and the log."""
+
+    store: ProgressStore
+    item: Item
+    _milestone: int = 0
+    _stage: str = ""
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage != self._stage:
+            self._stage = stage
+            log_event(f"阶段 / stage: {stage}", batch_id=self.item.batch_id, name=self.item.name)
+        if stage != Stage.RENDER.value or total <= 0:
+            return
+        self.store.set_frames(self.item.batch_id, self.item.index, done, total)
+        reached = done * MILESTONES // total
+        if reached > self._milestone:
+            self._milestone = reached
+            batch = self.store.get_batch(self.item.batch_id)
+            self.store.raise_floor(self.item.batch_id, progress_rate(batch))
+            log_event(f"帧 / frame {done}/{total} ({100 * done // total}%)",
+                      batch_id=self.item.batch_id, name=self.item.name)
+
+
+def output_path_inside(settings: Settings, path: str | None) -> Path | None:
+    """The output file if it exists and lies inside the workspace's outputs folder."""
+    if not path:
+        return None
+    resolved = Path(path).resolve()
+    root = settings.outputs_dir.resolve()
+    if root not in resolved.parents or not resolved.is_file():
+        return None
+    return resolved

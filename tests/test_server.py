@@ -1,0 +1,319 @@
+"""The batch API through a real server on 127.0.0.1: outcomes, live progress over SSE and
+WebSocket, cancel, retry, duplicates, FIFO order, recovery after kill -9, and path checks."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+import make_samples
+from heygem_core import audio
+from heygem_core.video import probe_video
+
+ROOT = Path(__file__).resolve().parent.parent
+WAIT_S = 180  # every wait below is bounded
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`python app.py` in a subprocess with its own workspace and port."""
+
+    def __init__(self, workspace: Path, **env: str) -> None:
+        self.workspace = workspace
+        self.port = free_port()
+        self.env = {**os.environ, "HEYGEM_HOST": "127.0.0.1", "HEYGEM_PORT": str(self.port),
+                    "HEYGEM_WORKSPACE": str(workspace), **env}
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Server:
+        self.proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=self.env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise RuntimeError("server did not start")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture(scope="module")
+def speech_2s(samples_dir, speech_en) -> Path:
+    path = samples_dir / "speech_2s.wav"
+    make_samples.run_ffmpeg(["-y", "-i", str(speech_en), "-t", "2", str(path)])
+    return path
+
+
+@pytest.fixture(scope="module")
+def speech_4s(samples_dir, speech_en) -> Path:
+    path = samples_dir / "speech_4s.wav"
+    make_samples.run_ffmpeg(["-y", "-i", str(speech_en), "-t", "4", str(path)])
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    srv = Server(tmp_path_factory.mktemp("workspace"), HEYGEM_MAX_BATCH_ITEMS="6",
+                 HEYGEM_MAX_UPLOAD_MB="5").start()
+    yield srv
+    srv.stop()
+
+
+def files(field: str, *paths: Path, names: list[str] | None = None) -> list[tuple]:
+    names = names or [p.name for p in paths]
+    return [(field, (name, p.read_bytes())) for name, p in zip(names, paths)]
+
+
+def submit(url: str, audios: list[tuple], videos: list[tuple], **data: str) -> httpx.Response:
+    return httpx.post(f"{url}/start_batch", files=audios + videos, data=data, timeout=120)
+
+
+def wait_until(url: str, batch_id: str, done, timeout: float = WAIT_S) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        snap = httpx.get(f"{url}/api/progress/{batch_id}", timeout=10).json()
+        if done(snap):
+            return snap
+        time.sleep(0.1)
+    raise AssertionError(f"timed out: {snap}")
+
+
+def finished(snap: dict) -> bool:
+    return snap["status"] in ("completed", "completed_with_errors", "failed", "cancelled")
+
+
+class SseReader(threading.Thread):
+    """Collects the events of one SSE stream until it ends (bounded)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.events = url, []
+
+    def run(self) -> None:
+        with httpx.stream("GET", self.url, timeout=WAIT_S) as response:
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    self.events.append(json.loads(line[6:]))
+
+
+@pytest.fixture(scope="module")
+def corrupt_batch(server, presenter_clip, bad_inputs, speech_2s):
+    """4 videos, the third truncated, one audio; followed live over SSE."""
+    videos = files("videos", presenter_clip, presenter_clip, bad_inputs["truncated"], presenter_clip,
+                   names=["teacher_01.mp4", "teacher_02.mp4", "teacher_03.mp4", "王老师 04.mp4"])
+    response = submit(server.url, files("audio", speech_2s), videos)
+    assert response.status_code == 201, response.text
+    batch_id = response.json()["batch_id"]
+    reader = SseReader(f"{server.url}/api/progress/{batch_id}/stream")
+    reader.start()
+    snap = wait_until(server.url, batch_id, finished)
+    reader.join(30)
+    return batch_id, snap, reader.events
+
+
+def test_batch_with_a_corrupt_video(server, corrupt_batch, speech_2s):
+    batch_id, snap, _ = corrupt_batch
+    assert snap["status"] == "completed_with_errors"
+    assert snap["processed_count"] == snap["total_count"] == 4
+    assert snap["succeeded_count"] == 3 and snap["failed_count"] == 1
+    assert snap["progress_rate"] == 1.0 and snap["eta_seconds"] == 0
+    bad = snap["items"][2]
+    assert bad["status"] == "failed" and bad["error_code"] == "video_unreadable"
+    assert "teacher_03.mp4" in bad["error"] and "无法读取视频文件" in bad["error"]
+    speech = audio.load_audio(speech_2s).duration
+    for item in (snap["items"][i] for i in (0, 1, 3)):
+        assert item["status"] == "done" and item["frames_done"] == item["frames_total"] > 0
+        response = httpx.get(server.url + item["output_url"], timeout=30)
+        assert response.status_code == 200 and response.headers["content-type"] == "video/mp4"
+        local = server.workspace / "check.mp4"
+        local.write_bytes(response.content)
+        assert abs(probe_video(local).duration - speech) <= 0.05
+        assert abs(audio.load_audio(local).duration - speech) < 0.1
+    assert [i["name"] for i in snap["items"]][3] == "王老师 04.mp4"
+    assert set(snap["system"]) >= {"cpu_percent", "memory_percent", "gpus"}
+
+
+def test_sse_progress_is_live_and_never_goes_back(corrupt_batch):
+    _, _, events = corrupt_batch
+    rates = [e["progress_rate"] for e in events]
+    assert len(events) >= 4 and rates == sorted(rates) and rates[-1] == 1.0
+    assert any(0 < e["current_frame"] < e["current_total_frames"] for e in events)
+    assert any(e["current_video"] for e in events)
+    assert events[-1]["processed_count"] == 4
+
+
+def test_current_progress_history_and_zip(server, corrupt_batch):
+    batch_id, _, _ = corrupt_batch
+    current = httpx.get(f"{server.url}/api/progress", timeout=10).json()
+    assert current["batch_id"] is not None
+    history = httpx.get(f"{server.url}/api/batches", timeout=10).json()
+    assert batch_id in [b["batch_id"] for b in history]
+    response = httpx.get(f"{server.url}/api/batches/{batch_id}/download", timeout=60)
+    assert response.status_code == 200
+    names = zipfile.ZipFile(io.BytesIO(response.content)).namelist()
+    assert sorted(names) == ["teacher_01_synced.mp4", "teacher_02_synced.mp4", "王老师 04_synced.mp4"]
+
+
+def test_real_time_log(server, corrupt_batch):
+    batch_id, _, _ = corrupt_batch
+    text = (server.workspace / "运行实时日志.log").read_text(encoding="utf-8")
+    lines = [ln for ln in text.splitlines() if batch_id[:8] in ln]
+    assert any("teacher_01.mp4" in ln and "render" in ln for ln in lines)
+    assert any("teacher_03.mp4" in ln and "video_unreadable" in ln for ln in lines)
+    assert any("completed_with_errors" in ln for ln in lines)
+
+
+def test_retry_requeues_only_the_failed_items(server, corrupt_batch):
+    batch_id, snap, _ = corrupt_batch
+    outputs = sorted((server.workspace / "outputs" / batch_id).glob("*.mp4"))
+    before = {p.name: p.stat().st_mtime_ns for p in outputs}
+    response = httpx.post(f"{server.url}/api/batches/{batch_id}/retry", timeout=10)
+    assert response.status_code == 200 and response.json()["retried"] == 1
+    again = wait_until(server.url, batch_id, finished)
+    assert again["status"] == "completed_with_errors" and again["items"][2]["status"] == "failed"
+    assert {p.name: p.stat().st_mtime_ns for p in outputs} == before
+
+
+def test_duplicate_submission_returns_the_same_batch(server, presenter_clip, speech_2s):
+    body = files("audio", speech_2s), files("videos", presenter_clip, names=["dup.mp4"])
+    first = submit(server.url, *body)
+    second = submit(server.url, *body)
+    assert first.status_code == 201 and second.status_code == 200
+    assert first.json()["batch_id"] == second.json()["batch_id"]
+    wait_until(server.url, first.json()["batch_id"], finished)
+
+
+def test_cancel_mid_batch(server, presenter_clip, speech_4s):
+    videos = files("videos", presenter_clip, presenter_clip, presenter_clip, names=["a.mp4", "b.mp4", "c.mp4"])
+    batch_id = submit(server.url, files("audio", speech_4s), videos).json()["batch_id"]
+    wait_until(server.url, batch_id, lambda s: s["current_frame"] > 10)
+    asked = time.monotonic()
+    assert httpx.post(f"{server.url}/api/batches/{batch_id}/cancel", timeout=10).status_code == 200
+    snap = wait_until(server.url, batch_id, finished, timeout=10)
+    assert time.monotonic() - asked < 3.0
+    assert snap["status"] == "cancelled"
+    assert [i["status"] for i in snap["items"]][1:] == ["cancelled", "cancelled"]
+    assert snap["items"][0]["status"] in ("cancelled", "done")
+    assert not list((server.workspace / "outputs").glob(f"{batch_id}/.*part*"))
+
+
+def test_two_batches_run_in_order(server, presenter_clip, speech_2s):
+    first = submit(server.url, files("audio", speech_2s),
+                   files("videos", presenter_clip, presenter_clip, names=["x1.mp4", "x2.mp4"])).json()
+    second = submit(server.url, files("audio", speech_2s),
+                    files("videos", presenter_clip, names=["y1.mp4"])).json()
+    a = wait_until(server.url, first["batch_id"], finished)
+    b = wait_until(server.url, second["batch_id"], finished)
+    batches = {x["batch_id"]: x for x in httpx.get(f"{server.url}/api/batches", timeout=10).json()}
+    assert a["status"] == b["status"] == "completed"
+    assert batches[second["batch_id"]]["started_at"] >= batches[first["batch_id"]]["finished_at"] - 0.5
+
+
+def test_websocket_sends_the_same_snapshots(server, presenter_clip, speech_2s):
+    from websockets.sync.client import connect
+
+    batch_id = submit(server.url, files("audio", speech_2s),
+                      files("videos", presenter_clip, names=["ws.mp4"])).json()["batch_id"]
+    snaps = []
+    with connect(f"ws://127.0.0.1:{server.port}/ws/progress/{batch_id}", open_timeout=10) as ws:
+        deadline = time.monotonic() + WAIT_S
+        while time.monotonic() < deadline:
+            try:
+                snaps.append(json.loads(ws.recv(timeout=WAIT_S)))
+            except Exception:  # the server closes the socket when the batch ends
+                break
+    assert snaps and snaps[-1]["status"] == "completed" and snaps[-1]["progress_rate"] == 1.0
+
+
+@pytest.mark.parametrize("body, status, code", [
+    ("no_audio", 400, "batch_invalid"),
+    ("no_video", 400, "batch_invalid"),
+    ("too_many", 400, "batch_invalid"),
+    ("too_big", 413, "file_too_large"),
+    ("bad_mode", 400, "batch_invalid"),
+])
+def test_requests_that_cannot_make_a_batch(server, presenter_clip, speech_2s, tmp_path, body, status, code):
+    speech, clip = files("audio", speech_2s), files("videos", presenter_clip)
+    big = tmp_path / "big.mp4"
+    big.write_bytes(os.urandom(6 * 1024 * 1024))
+    requests = {
+        "no_audio": ([], clip, {}),
+        "no_video": (speech, [], {}),
+        "too_many": (speech, files("videos", *[presenter_clip] * 7), {}),
+        "too_big": (speech, files("videos", big), {}),
+        "bad_mode": (speech, clip, {"mode": "everything"}),
+    }
+    audios, videos, data = requests[body]
+    response = submit(server.url, audios, videos, **data)
+    assert response.status_code == status, response.text
+    assert response.json()["error_code"] == code and response.json()["message"]
+
+
+@pytest.mark.parametrize("path", [
+    "/api/progress/../../etc/passwd",
+    "/api/progress/..%2F..%2Fetc%2Fpasswd",
+    "/api/progress/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    "/api/progress//etc/passwd",
+    "/api/batches/..%2F..%2Fjobs.db/download",
+    "/api/batches/%2Fetc%2Fpasswd/items/0/output",
+    "/api/batches/0123456789abcdef0123456789abcdef/items/..%2F..%2Fjobs.db/output",
+    "/api/batches/0123456789abcdef0123456789abcdef/items/-1/output",
+    "/api/progress/0123456789abcdef0123456789abcdef/stream",
+])
+def test_path_traversal_gets_4xx(server, path):
+    response = httpx.get(server.url + path, timeout=10)
+    assert 400 <= response.status_code < 500
+    assert b"root:" not in response.content and b"SQLite" not in response.content
+
+
+def test_recovery_after_kill_9(tmp_path, presenter_clip, speech_4s):
+    srv = Server(tmp_path / "workspace").start()
+    try:
+        videos = files("videos", presenter_clip, presenter_clip, presenter_clip,
+                       names=["r1.mp4", "r2.mp4", "r3.mp4"])
+        batch_id = submit(srv.url, files("audio", speech_4s), videos).json()["batch_id"]
+        wait_until(srv.url, batch_id, lambda s: s["items"][1]["status"] == "processing"
+                   and s["current_frame"] > 5)
+        srv.kill()
+        first = srv.workspace / "outputs" / batch_id / "r1_synced.mp4"
+        stamp = first.stat().st_mtime_ns
+        srv.start()
+        snap = wait_until(srv.url, batch_id, finished)
+    finally:
+        srv.stop()
+    assert snap["status"] == "completed" and snap["succeeded_count"] == 3
+    assert first.stat().st_mtime_ns == stamp
+    outputs = sorted(p.name for p in (srv.workspace / "outputs" / batch_id).iterdir())
+    assert outputs == ["r1_synced.mp4", "r2_synced.mp4", "r3_synced.mp4"]
