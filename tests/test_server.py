@@ -317,3 +317,20 @@ def test_recovery_after_kill_9(tmp_path, presenter_clip, speech_4s):
     assert first.stat().st_mtime_ns == stamp
     outputs = sorted(p.name for p in (srv.workspace / "outputs" / batch_id).iterdir())
     assert outputs == ["r1_synced.mp4", "r2_synced.mp4", "r3_synced.mp4"]
+
+
+def test_separate_worker_process(tmp_path, presenter_clip, speech_2s):
+    """The app without in-process workers queues; `python -m heygem_core worker` renders."""
+    srv = Server(tmp_path / "workspace", HEYGEM_INPROCESS_WORKERS="0").start()
+    worker = subprocess.Popen([sys.executable, "-m", "heygem_core", "worker"], cwd=ROOT, env=srv.env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        batch_id = submit(srv.url, files("audio", speech_2s),
+                          files("videos", presenter_clip, names=["w.mp4"])).json()["batch_id"]
+        snap = wait_until(srv.url, batch_id, finished)
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        srv.stop()
+    assert snap["status"] == "completed"
+    assert worker.returncode == 0

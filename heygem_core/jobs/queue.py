@@ -5,6 +5,7 @@ item. The same queue file is shared by the app's in-process worker and by
 from __future__ import annotations
 
 import logging
+import signal
 from collections.abc import Callable
 
 from huey import SqliteHuey
@@ -18,6 +19,7 @@ TASK_NAME = "heygem.render_item"
 POLL_MIN_S = 0.05  # consumer's first wait when the queue is empty
 POLL_MAX_S = 0.5  # and its longest: a new item starts within half a second
 
+HOST_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 ItemHandler = Callable[[str, int], None]  # (batch_id, item index)
 
 
@@ -53,7 +55,10 @@ class JobQueue:
         if workers <= 0 or self._consumer is not None:
             return
         self._consumer = self.consumer(workers)
+        handlers = {sig: signal.getsignal(sig) for sig in HOST_SIGNALS}
         self._consumer.start()
+        for sig, handler in handlers.items():  # Huey's consumer takes these; the host keeps them
+            signal.signal(sig, handler)
         logger.info("started %d in-process worker(s)", workers)
 
     def stop(self) -> None:
