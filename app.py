@@ -1,4 +1,5 @@
-"""The studio's server: `python app.py` serves the REST/SSE API and runs the in-process worker.
+"""The studio's server: `python app.py` serves the Gradio studio at /, the REST/SSE API, and runs
+the in-process worker.
 
 Settings come from HEYGEM_HOST, HEYGEM_PORT, HEYGEM_WORKSPACE and the rest of config.py."""
 
@@ -8,12 +9,15 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import gradio as gr
 import uvicorn
 from fastapi import FastAPI
 
 from heygem_core.api import install_error_handlers, router
 from heygem_core.config import Settings, get_settings
 from heygem_core.jobs.runtime import build_runtime
+from heygem_core.ui import build_ui
+from heygem_core.ui_text import CSS, HEAD
 
 logger = logging.getLogger("heygem")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -33,10 +37,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             runtime.close()
 
-    app = FastAPI(title="HeyGem batch lip-sync", version="0.2.0", lifespan=lifespan)
+    app = FastAPI(title="HeyGem batch lip-sync", version="0.3.0", lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(router)
-    return app
+    blocks = build_ui(lambda: app.state.runtime)
+    return gr.mount_gradio_app(app, blocks, path="/", css=CSS, head=HEAD, footer_links=[],
+                               max_file_size=settings.max_upload_bytes)
 
 
 def main() -> None:

@@ -1,0 +1,263 @@
+"""The batch studio in the browser: Gradio Blocks over the same batch service and progress store
+as the REST API. The page never runs a batch itself: closing it loses nothing, and a page opened
+later attaches to the running batch."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import gradio as gr
+
+from heygem_core.api import output_url
+from heygem_core.engines import ENGINE_CHOICES, engine_statuses
+from heygem_core.errors import HeyGemError
+from heygem_core.jobs.intake import Upload
+from heygem_core.jobs.models import BatchMode
+from heygem_core.jobs.runtime import Runtime
+from heygem_core.metrics import system_metrics
+from heygem_core.realtime_log import tail
+from heygem_core.ui_text import (DEFAULT_LANG, FINISHED, LANGS, items_html, progress_html, results_html,
+                                 status_word, system_html, t)
+
+logger = logging.getLogger(__name__)
+
+TICK_S = 1.0  # the panel refreshes from the store this often
+FOLLOW_LIMIT_S = 24 * 3600  # a start button's follow loop ends with its batch, or after this
+LOG_LINES = 40
+
+RuntimeGetter = Callable[[], Runtime]
+
+
+def build_ui(get_runtime: RuntimeGetter) -> gr.Blocks:
+    """The Blocks app; `get_runtime()` gives the running server's runtime at event time."""
+    with gr.Blocks(title=t(DEFAULT_LANG, "title")) as demo:
+        lang = gr.Radio(list(LANGS), value=DEFAULT_LANG, label="语言 / Language")
+        attached = gr.State(None)  # the batch this page follows
+        shown_results = gr.State("")
+        heading = gr.Markdown(f"## {t(DEFAULT_LANG, 'title')}")
+        with gr.Tabs():
+            batch_tab = _batch_tab()
+            single_tab = _single_tab()
+            local_tab = _localise_tab()
+            history_tab = _history_tab()
+        panel = gr.HTML(progress_html({}, DEFAULT_LANG), elem_id="hg-panel")
+        with gr.Row():
+            cancel = gr.Button(t(DEFAULT_LANG, "cancel"), variant="stop", elem_id="hg-cancel")
+            retry = gr.Button(t(DEFAULT_LANG, "retry"), elem_id="hg-retry")
+        table = gr.HTML(elem_id="hg-table")
+        results = gr.HTML(elem_id="hg-results")
+        with gr.Accordion(t(DEFAULT_LANG, "system"), open=False) as system_box:
+            system = gr.HTML(elem_id="hg-system")
+        with gr.Accordion(t(DEFAULT_LANG, "log"), open=False) as log_box:
+            log = gr.Textbox(lines=12, max_lines=12, show_label=False, elem_id="hg-log")
+        timer = gr.Timer(TICK_S)
+
+        panels = [attached, panel, table, results, shown_results, system, log, batch_tab["start"]]
+        tick_inputs = [attached, lang, shown_results]
+        timer.tick(_refresher(get_runtime), tick_inputs, panels, show_progress="hidden")
+        demo.load(_refresher(get_runtime), tick_inputs, panels, show_progress="hidden")
+        follow = _follower(get_runtime)
+        for tab, mode in ((batch_tab, BatchMode.ONE_AUDIO), (single_tab, BatchMode.ONE_AUDIO),
+                          (local_tab, BatchMode.ONE_VIDEO)):
+            tab["start"].click(_submitter(get_runtime, mode), [tab["audio"], tab["videos"], tab["engine"],
+                                                             lang], [attached],
+                               trigger_mode="once").then(
+                follow, [attached, lang], [panel, table, results, tab["start"]], trigger_mode="once")
+        cancel.click(_action(get_runtime, "cancel"), [attached], [])
+        retry.click(_action(get_runtime, "retry"), [attached], [])
+        history_tab["refresh"].click(_history(get_runtime), [lang], [history_tab["table"], history_tab["pick"]])
+        history_tab["open"].click(lambda pick: pick or None, [history_tab["pick"]], [attached])
+        texts = [heading, cancel, retry, system_box, log_box, *_labelled(batch_tab, single_tab, local_tab,
+                                                                          history_tab)]
+        lang.change(_relabel, [lang], texts)
+    return demo
+
+
+def _engine_dropdown() -> tuple[gr.Dropdown, gr.Markdown]:
+    statuses = engine_statuses()
+    dropdown = gr.Dropdown(list(ENGINE_CHOICES), value="auto", label=t(DEFAULT_LANG, "engine"))
+    lines = [f"- {'✓' if s.available else '✗'} **{s.name}** {s.label}" + (f" — {s.reason}" if s.reason else "")
+             for s in statuses]
+    return dropdown, gr.Markdown("\n".join(lines), elem_classes=["hg-engines"])
+
+
+def _batch_tab() -> dict[str, gr.components.Component]:
+    with gr.Tab(t(DEFAULT_LANG, "tab_batch"), elem_id="hg-tab-batch") as tab:
+        with gr.Row():
+            audio = gr.Audio(type="filepath", label=t(DEFAULT_LANG, "audio"), elem_id="hg-audio")
+            videos = gr.File(file_count="multiple", file_types=["video", "image"],
+                             label=t(DEFAULT_LANG, "videos"), elem_id="hg-videos")
+        engine, engines = _engine_dropdown()
+        start = gr.Button(t(DEFAULT_LANG, "start"), variant="primary", elem_id="hg-start")
+    return {"tab": tab, "audio": audio, "videos": videos, "engine": engine, "engines": engines, "start": start}
+
+
+def _single_tab() -> dict[str, gr.components.Component]:
+    with gr.Tab(t(DEFAULT_LANG, "tab_single")) as tab:
+        with gr.Row():
+            audio = gr.Audio(type="filepath", label=t(DEFAULT_LANG, "audio"))
+            videos = gr.File(file_count="single", file_types=["video", "image"], label=t(DEFAULT_LANG, "video"))
+        engine, engines = _engine_dropdown()
+        start = gr.Button(t(DEFAULT_LANG, "start_single"), variant="primary")
+    return {"tab": tab, "audio": audio, "videos": videos, "engine": engine, "engines": engines, "start": start}
+
+
+def _localise_tab() -> dict[str, gr.components.Component]:
+    with gr.Tab(t(DEFAULT_LANG, "tab_localise")) as tab:
+        with gr.Row():
+            videos = gr.File(file_count="single", file_types=["video", "image"], label=t(DEFAULT_LANG, "video"))
+            audio = gr.File(file_count="multiple", file_types=["audio"], label=t(DEFAULT_LANG, "audios"))
+        engine, engines = _engine_dropdown()
+        start = gr.Button(t(DEFAULT_LANG, "start"), variant="primary")
+    return {"tab": tab, "audio": audio, "videos": videos, "engine": engine, "engines": engines, "start": start}
+
+
+def _history_tab() -> dict[str, gr.components.Component]:
+    with gr.Tab(t(DEFAULT_LANG, "tab_history"), elem_id="hg-tab-history") as tab:
+        refresh = gr.Button(t(DEFAULT_LANG, "refresh"))
+        table = gr.HTML()
+        with gr.Row():
+            pick = gr.Dropdown([], label=t(DEFAULT_LANG, "pick_batch"))
+            open_ = gr.Button(t(DEFAULT_LANG, "open"))
+    return {"tab": tab, "refresh": refresh, "table": table, "pick": pick, "open": open_}
+
+
+def _labelled(batch: dict, single: dict, local: dict, history: dict) -> list[gr.components.Component]:
+    return [batch["tab"], batch["audio"], batch["videos"], batch["engine"], batch["start"],
+            single["tab"], single["audio"], single["videos"], single["engine"], single["start"],
+            local["tab"], local["audio"], local["videos"], local["engine"], local["start"],
+            history["tab"], history["refresh"], history["pick"], history["open"]]
+
+
+def _relabel(lang: str) -> list:
+    """The same components, labelled in the chosen language (order of `_labelled`)."""
+    def label(key: str) -> dict:
+        return gr.update(label=t(lang, key))
+
+    def value(key: str) -> dict:
+        return gr.update(value=t(lang, key))
+
+    tabs = [gr.update(label=t(lang, k)) for k in ("tab_batch", "tab_single", "tab_localise", "tab_history")]
+    return [gr.update(value=f"## {t(lang, 'title')}"), value("cancel"), value("retry"), label("system"),
+            label("log"),
+            tabs[0], label("audio"), label("videos"), label("engine"), value("start"),
+            tabs[1], label("audio"), label("video"), label("engine"), value("start_single"),
+            tabs[2], label("audios"), label("video"), label("engine"), value("start"),
+            tabs[3], value("refresh"), label("pick_batch"), value("open")]
+
+
+def _submitter(get_runtime: RuntimeGetter, mode: BatchMode) -> Callable:
+    def submit(audio, videos, engine: str, lang: str) -> str:
+        audios = _as_list(audio)
+        clips = _as_list(videos)
+        if not audios or not clips:
+            raise gr.Error(t(lang, "need_inputs"))
+        try:
+            with ExitStack() as stack:
+                uploads = [Upload(Path(p).name, stack.enter_context(open(p, "rb"))) for p in audios]
+                files = [Upload(Path(p).name, stack.enter_context(open(p, "rb"))) for p in clips]
+                batch_id, _ = get_runtime().service.submit(uploads, files, engine=engine or "auto",
+                                                           mode=mode.value)
+        except HeyGemError as e:
+            raise gr.Error(e.message) from e
+        return batch_id
+
+    return submit
+
+
+def _as_list(value) -> list[str]:
+    if not value:
+        return []
+    return [str(v) for v in (value if isinstance(value, list) else [value])]
+
+
+def _snapshot(runtime: Runtime, batch_id: str | None) -> dict:
+    if not batch_id:
+        return {}
+    try:
+        batch = runtime.service.get(batch_id)
+    except HeyGemError:
+        return {}
+    return runtime.service.snapshot(batch, output_url)
+
+
+def _refresher(get_runtime: RuntimeGetter) -> Callable:
+    """Timer tick: attach to the running (else latest) batch if none, and redraw every panel."""
+    def refresh(batch_id: str | None, lang: str, shown: str) -> list:
+        runtime = get_runtime()
+        snap = _snapshot(runtime, batch_id)
+        if not snap or (snap["status"] in FINISHED and runtime.store.active_batch_id()):
+            batch_id = runtime.service.current_batch_id()
+            snap = _snapshot(runtime, batch_id)
+        results = results_html(snap, lang) if snap else ""
+        running = bool(snap) and snap["status"] not in FINISHED
+        lines = tail(runtime.settings.log_file, LOG_LINES)
+        system = snap.get("system") if snap else None
+        return [batch_id, progress_html(snap, lang), items_html(snap, lang) if snap else "",
+                gr.skip() if results == shown else results, results,
+                system_html(system or system_metrics(), lang), "\n".join(lines),
+                gr.update(interactive=not running)]
+
+    return refresh
+
+
+def _follower(get_runtime: RuntimeGetter) -> Callable:
+    """After a start: follow the batch it made, a tick a second with gr.Progress per frame,
+    until it ends (the timer keeps every other open page up to date too)."""
+    def follow(batch_id: str | None, lang: str, progress: gr.Progress = gr.Progress()) -> Iterator[list]:
+        if not batch_id:
+            return
+        runtime = get_runtime()
+        deadline = time.monotonic() + FOLLOW_LIMIT_S
+        snap = _snapshot(runtime, batch_id)
+        while snap and time.monotonic() < deadline:
+            running = snap["status"] not in FINISHED
+            if snap.get("current_total_frames"):
+                progress((snap["current_frame"], snap["current_total_frames"]),
+                         desc=f'{snap["processed_count"]}/{snap["total_count"]} {snap.get("current_video") or ""}',
+                         unit="frames")
+            yield [progress_html(snap, lang), items_html(snap, lang), results_html(snap, lang),
+                   gr.update(interactive=not running)]
+            if not running:
+                gr.Info(t(lang, "ended", ok=snap["succeeded_count"], bad=snap["failed_count"]))
+                return
+            time.sleep(TICK_S)
+            snap = _snapshot(runtime, batch_id)
+
+    return follow
+
+
+def _action(get_runtime: RuntimeGetter, name: str) -> Callable:
+    def act(batch_id: str | None) -> None:
+        if not batch_id:
+            return
+        try:
+            getattr(get_runtime().service, name)(batch_id)
+        except HeyGemError as e:
+            raise gr.Error(e.message) from e
+
+    return act
+
+
+def _history(get_runtime: RuntimeGetter) -> Callable:
+    def history(lang: str) -> list:
+        batches = get_runtime().service.history(limit=50)
+        rows = []
+        choices = []
+        for b in batches:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(b.created_at))
+            done = sum(i.status.value == "done" for i in b.items)
+            names = ", ".join(i.name for i in b.items[:3]) + ("…" if len(b.items) > 3 else "")
+            rows.append(f"<tr><td>{when}</td><td>{status_word(lang, b.status.value)}</td>"
+                        f"<td>{done}/{len(b.items)}</td><td>{names}</td><td><code>{b.batch_id[:8]}</code></td></tr>")
+            choices.append((f"{when} · {names}", b.batch_id))
+        head = f"<tr><th>{t(lang, 'created')}</th><th>{t(lang, 'status')}</th><th>{t(lang, 'items')}</th>" \
+               f"<th>{t(lang, 'file')}</th><th>id</th></tr>"
+        return [f'<table class="hg-table">{head}{"".join(rows)}</table>',
+                gr.update(choices=choices, value=choices[0][1] if choices else None)]
+
+    return history

@@ -1,0 +1,149 @@
+"""The studio in headless Chromium (Debian's package, driven by Playwright; no browser download):
+upload, start, live bar, per-file table with the failure in red, playable results, the ZIP,
+reattaching after a reload, and one batch from a double click. Screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import time
+import zipfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+import make_samples
+from tests.server_util import ROOT, WAIT_S, Server
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = ROOT / "test-artifacts"
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+CHROME_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    srv = Server(tmp_path_factory.mktemp("ui-workspace")).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def inputs(samples_dir, presenter_clip, bad_inputs, speech_en) -> dict[str, Path]:
+    folder = samples_dir / "ui"
+    folder.mkdir(exist_ok=True)
+    speech = folder / "lecture.wav"
+    make_samples.run_ffmpeg(["-y", "-i", str(speech_en), "-t", "3", str(speech)])
+    names = {"teacher_01.mp4": presenter_clip, "teacher_02.mp4": presenter_clip,
+             "broken.mp4": bad_inputs["truncated"]}
+    videos = {}
+    for name, source in names.items():
+        videos[name] = folder / name
+        shutil.copy(source, videos[name])
+    return {"audio": speech, **videos}
+
+
+def open_page(browser, server):
+    page = browser.new_page(viewport={"width": 1280, "height": 1600}, accept_downloads=True)
+    page.goto(server.url + "/")
+    page.wait_for_selector("#hg-start", timeout=30_000)
+    return page
+
+
+def upload(page, inputs: dict[str, Path], videos: list[str]) -> None:
+    page.set_input_files("#hg-audio input[type=file]", str(inputs["audio"]))
+    page.set_input_files("#hg-videos input[type=file]", [str(inputs[v]) for v in videos])
+    for name in videos:
+        page.wait_for_selector(f"#hg-videos :text('{Path(name).stem}')", timeout=30_000)
+    page.wait_for_function("() => !document.querySelector('#hg-audio [data-testid=file-upload]') || "
+                           "document.querySelector('#hg-audio audio, #hg-audio .waveform-container, "
+                           "#hg-audio [data-testid=waveform-controls]')", timeout=30_000)
+
+
+def status(page) -> str:
+    return page.get_attribute("#hg-status", "data-status") or ""
+
+
+def rate(page) -> float:
+    value = page.get_attribute("#hg-bar", "data-rate") if page.query_selector("#hg-bar") else None
+    return float(value or 0.0)
+
+
+def wait_status(page, wanted: set[str], timeout: float = WAIT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if status(page) in wanted:
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"status stayed {status(page)!r}")
+
+
+def batch_count(server) -> int:
+    return len(httpx.get(f"{server.url}/api/batches", timeout=10).json())
+
+
+def test_batch_in_the_browser(browser, server, inputs):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = open_page(browser, server)
+    upload(page, inputs, ["teacher_01.mp4", "broken.mp4", "teacher_02.mp4"])
+    before = batch_count(server)
+    page.dblclick("#hg-start")  # a double click must not make two batches
+    wait_status(page, {"processing", "queued"}, timeout=60)
+    rates = []
+    shot = False
+    while status(page) not in {"completed", "completed_with_errors", "failed", "cancelled"}:
+        rates.append(rate(page))
+        if not shot and page.query_selector("#hg-frames"):
+            page.screenshot(path=str(ARTIFACTS / "batch_running.png"), full_page=True)
+            shot = True
+        assert len(rates) < WAIT_S * 4, "batch did not end"
+        time.sleep(0.25)
+    page.wait_for_function("() => document.querySelectorAll('#hg-results video').length == 2", timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "batch_done.png"), full_page=True)
+    assert batch_count(server) == before + 1
+    assert status(page) == "completed_with_errors"
+    assert rate(page) == 1.0 and rates == sorted(rates)
+    assert page.inner_text("#hg-count") == "3/3"
+    rows = page.query_selector_all("#hg-items tr[data-status]")
+    assert [r.get_attribute("data-status") for r in rows] == ["done", "failed", "done"]
+    failed = rows[1].query_selector(".hg-failed")
+    assert failed is not None and "rgb(220, 38, 38)" in failed.evaluate("e => getComputedStyle(e).color")
+    assert "video_unreadable" in rows[1].inner_text() or "无法读取视频文件" in rows[1].inner_text()
+    durations = page.eval_on_selector_all(
+        "#hg-results video",
+        "els => Promise.all(els.map(v => v.readyState >= 1 ? v.duration : new Promise(r => "
+        "{ v.addEventListener('loadedmetadata', () => r(v.duration)); v.load(); })))")
+    assert len(durations) == 2 and all(2.5 < d < 3.5 for d in durations)
+    with page.expect_download(timeout=60_000) as download:
+        page.click("#hg-zip")
+    names = zipfile.ZipFile(io.BytesIO(Path(download.value.path()).read_bytes())).namelist()
+    assert sorted(names) == ["teacher_01_synced.mp4", "teacher_02_synced.mp4"]
+    page.close()
+
+
+def test_reload_reattaches_to_the_running_batch(browser, server, inputs):
+    page = open_page(browser, server)
+    upload(page, inputs, ["teacher_01.mp4", "teacher_02.mp4"])
+    page.click("#hg-start")
+    wait_status(page, {"processing"}, timeout=60)
+    page.wait_for_function("() => (document.querySelector('#hg-bar')?.dataset.rate || 0) > 0", timeout=60_000)
+    page.reload()
+    page.wait_for_selector("#hg-bar", timeout=30_000)
+    wait_status(page, {"processing", "completed"}, timeout=30)
+    first = rate(page)
+    page.screenshot(path=str(ARTIFACTS / "after_reload.png"), full_page=True)
+    wait_status(page, {"completed"})
+    assert rate(page) == 1.0 > first or first == 1.0
+    page.close()
