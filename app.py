@@ -11,9 +11,10 @@ from contextlib import asynccontextmanager
 
 import gradio as gr
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from heygem_core.api import install_error_handlers, router
+from heygem_core.auth import AuthMiddleware, Authenticator, parse_auth
 from heygem_core.config import Settings, get_settings
 from heygem_core.jobs.runtime import build_runtime
 from heygem_core.ui import build_ui
@@ -31,7 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = build_runtime(settings)
         app.state.runtime = runtime
-        runtime.start_workers(settings.inprocess_workers)
+        runtime.spawn_worker(settings.inprocess_workers)
         try:
             yield
         finally:
@@ -40,18 +41,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="HeyGem batch lip-sync", version="0.3.0", lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(router)
+    authenticator = Authenticator(parse_auth(settings.auth))
+    app.state.authenticator = authenticator
+    if authenticator.enabled:
+        app.add_middleware(AuthMiddleware, authenticator=authenticator)
     blocks = build_ui(lambda: app.state.runtime)
     return gr.mount_gradio_app(app, blocks, path="/", css=CSS, head=HEAD, footer_links=[],
-                               max_file_size=settings.max_upload_bytes)
+                               max_file_size=settings.max_upload_bytes,
+                               auth_dependency=_request_user if authenticator.enabled else None)
+
+
+def _request_user(request: Request) -> str | None:
+    """The user the auth middleware put on the request (the UI's login is the same as the API's)."""
+    return getattr(request.state, "user", None)
 
 
 def main() -> None:
     """Start the server on HEYGEM_HOST:HEYGEM_PORT (127.0.0.1:7860 by default)."""
     settings = get_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if settings.host not in LOOPBACK:
-        logger.warning("listening on %s without login: anyone on the network can use this server",
-                       settings.host)
+    if settings.host not in LOOPBACK and not parse_auth(settings.auth):
+        message = (f"WARNING: listening on {settings.host} without login: anyone on the network can "
+                   "use this server. Set HEYGEM_AUTH=user:password to require a login.")
+        logger.warning(message)
+        print(message, flush=True)
     print(f"HeyGem is running at http://{settings.host}:{settings.port}/  (API docs: /docs, "
           f"live log: {settings.log_file})", flush=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")

@@ -36,11 +36,11 @@ STATUS_OF = {ErrorCode.NOT_FOUND: 404, ErrorCode.BATCH_INVALID: 400, ErrorCode.F
              ErrorCode.ENGINE_UNAVAILABLE: 400}
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def get_owner(request: Request) -> str | None:
+async def get_owner(request: Request) -> str | None:
     """Whose batches this request may see: everyone's until login is turned on."""
     return getattr(request.state, "user", None)
 
@@ -80,6 +80,14 @@ def healthz(runtime: RuntimeDep) -> dict[str, object]:
             "queue_pending": runtime.queue.pending_count()}
 
 
+@router.post("/api/token")
+def token(request: Request, owner: OwnerDep) -> dict[str, str]:
+    """A bearer token for the logged-in user (log in with HTTP Basic to get it)."""
+    if owner is None:
+        raise HeyGemError(ErrorCode.BATCH_INVALID, "login is not turned on (HEYGEM_AUTH)")
+    return {"token": request.app.state.authenticator.token_for(owner), "user": owner}
+
+
 @router.get("/api/engines")
 def engines(runtime: RuntimeDep) -> list[dict[str, object]]:
     return [vars(s) for s in engine_statuses(runtime.settings)]
@@ -101,17 +109,14 @@ def start_batch(runtime: RuntimeDep, owner: OwnerDep,
 
 
 @router.get("/api/progress")
-def current_progress(runtime: RuntimeDep, owner: OwnerDep) -> dict:
+async def current_progress(runtime: RuntimeDep, owner: OwnerDep) -> dict:
     """The active batch, else the most recent one; an idle snapshot when there is none."""
-    batch_id = runtime.service.current_batch_id(owner)
-    if batch_id is None:
-        return _idle_snapshot()
-    return runtime.service.snapshot(runtime.service.get(batch_id, owner), output_url)
+    return runtime.service.live_snapshot(None, owner, output_url) or _idle_snapshot()
 
 
 @router.get("/api/progress/{batch_id}")
-def batch_progress(batch_id: str, runtime: RuntimeDep, owner: OwnerDep) -> dict:
-    return runtime.service.snapshot(runtime.service.get(batch_id, owner), output_url)
+async def batch_progress(batch_id: str, runtime: RuntimeDep, owner: OwnerDep) -> dict:
+    return runtime.service.live_snapshot(batch_id, owner, output_url)
 
 
 @router.get("/api/progress/{batch_id}/stream")

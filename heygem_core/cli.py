@@ -95,12 +95,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from heygem_core.jobs.runtime import build_runtime
+    from heygem_core.jobs.runtime import build_runtime, die_with_parent
 
     runtime = build_runtime(owns_log=False)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    die_with_parent()
     runtime.queue.start(args.workers)
     print(f"worker running ({args.workers} thread(s)), workspace {runtime.settings.workspace}", flush=True)
     stop.wait()

@@ -33,9 +33,11 @@ class Settings:
     port: int = 7860
     max_batch_items: int = 100                   # items per batch
     max_upload_bytes: int = 4 * 1024**3          # per uploaded file
-    inprocess_workers: int = 1                   # workers inside the app (0: use `python -m heygem_core worker`)
+    inprocess_workers: int = 1                   # render threads of the worker the app starts (0: none;
+                                                 # run `python -m heygem_core worker` yourself)
     log_max_bytes: int = 20 * 1024**2            # the real-time log rotates at this size
     log_backups: int = 5
+    auth: str = ""                               # HEYGEM_AUTH: user:password[,user2:password2]; "" = no login
 
     @property
     def log_file(self) -> Path:
@@ -78,6 +80,7 @@ def get_settings() -> Settings:
         inprocess_workers=int(env.get("HEYGEM_INPROCESS_WORKERS", 1)),
         log_max_bytes=int(float(env.get("HEYGEM_LOG_MAX_MB", 20)) * 1024**2),
         log_backups=int(env.get("HEYGEM_LOG_BACKUPS", 5)),
+        auth=env.get("HEYGEM_AUTH", ""),
     )
 
 

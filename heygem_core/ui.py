@@ -150,8 +150,13 @@ def _relabel(lang: str) -> list:
             tabs[3], value("refresh"), label("pick_batch"), value("open")]
 
 
+def _user(request: gr.Request | None) -> str | None:
+    """The logged-in user (None when login is off): each user sees only their own batches."""
+    return getattr(request, "username", None) if request is not None else None
+
+
 def _submitter(get_runtime: RuntimeGetter, mode: BatchMode) -> Callable:
-    def submit(audio, videos, engine: str, lang: str) -> str:
+    def submit(audio, videos, engine: str, lang: str, request: gr.Request) -> str:
         audios = _as_list(audio)
         clips = _as_list(videos)
         if not audios or not clips:
@@ -161,7 +166,7 @@ def _submitter(get_runtime: RuntimeGetter, mode: BatchMode) -> Callable:
                 uploads = [Upload(Path(p).name, stack.enter_context(open(p, "rb"))) for p in audios]
                 files = [Upload(Path(p).name, stack.enter_context(open(p, "rb"))) for p in clips]
                 batch_id, _ = get_runtime().service.submit(uploads, files, engine=engine or "auto",
-                                                           mode=mode.value)
+                                                           mode=mode.value, owner=_user(request) or "")
         except HeyGemError as e:
             raise gr.Error(e.message) from e
         return batch_id
@@ -175,11 +180,11 @@ def _as_list(value) -> list[str]:
     return [str(v) for v in (value if isinstance(value, list) else [value])]
 
 
-def _snapshot(runtime: Runtime, batch_id: str | None) -> dict:
+def _snapshot(runtime: Runtime, batch_id: str | None, user: str | None) -> dict:
     if not batch_id:
         return {}
     try:
-        batch = runtime.service.get(batch_id)
+        batch = runtime.service.get(batch_id, user)
     except HeyGemError:
         return {}
     return runtime.service.snapshot(batch, output_url)
@@ -187,12 +192,12 @@ def _snapshot(runtime: Runtime, batch_id: str | None) -> dict:
 
 def _refresher(get_runtime: RuntimeGetter) -> Callable:
     """Timer tick: attach to the running (else latest) batch if none, and redraw every panel."""
-    def refresh(batch_id: str | None, lang: str, shown: str) -> list:
-        runtime = get_runtime()
-        snap = _snapshot(runtime, batch_id)
-        if not snap or (snap["status"] in FINISHED and runtime.store.active_batch_id()):
-            batch_id = runtime.service.current_batch_id()
-            snap = _snapshot(runtime, batch_id)
+    def refresh(batch_id: str | None, lang: str, shown: str, request: gr.Request) -> list:
+        runtime, user = get_runtime(), _user(request)
+        snap = _snapshot(runtime, batch_id, user)
+        if not snap or (snap["status"] in FINISHED and runtime.store.active_batch_id(user)):
+            batch_id = runtime.service.current_batch_id(user)
+            snap = _snapshot(runtime, batch_id, user)
         results = results_html(snap, lang) if snap else ""
         running = bool(snap) and snap["status"] not in FINISHED
         lines = tail(runtime.settings.log_file, LOG_LINES)
@@ -208,12 +213,13 @@ def _refresher(get_runtime: RuntimeGetter) -> Callable:
 def _follower(get_runtime: RuntimeGetter) -> Callable:
     """After a start: follow the batch it made, a tick a second with gr.Progress per frame,
     until it ends (the timer keeps every other open page up to date too)."""
-    def follow(batch_id: str | None, lang: str, progress: gr.Progress = gr.Progress()) -> Iterator[list]:
+    def follow(batch_id: str | None, lang: str, request: gr.Request,
+               progress: gr.Progress = gr.Progress()) -> Iterator[list]:
         if not batch_id:
             return
-        runtime = get_runtime()
+        runtime, user = get_runtime(), _user(request)
         deadline = time.monotonic() + FOLLOW_LIMIT_S
-        snap = _snapshot(runtime, batch_id)
+        snap = _snapshot(runtime, batch_id, user)
         while snap and time.monotonic() < deadline:
             running = snap["status"] not in FINISHED
             if snap.get("current_total_frames"):
@@ -226,17 +232,17 @@ def _follower(get_runtime: RuntimeGetter) -> Callable:
                 gr.Info(t(lang, "ended", ok=snap["succeeded_count"], bad=snap["failed_count"]))
                 return
             time.sleep(TICK_S)
-            snap = _snapshot(runtime, batch_id)
+            snap = _snapshot(runtime, batch_id, user)
 
     return follow
 
 
 def _action(get_runtime: RuntimeGetter, name: str) -> Callable:
-    def act(batch_id: str | None) -> None:
+    def act(batch_id: str | None, request: gr.Request) -> None:
         if not batch_id:
             return
         try:
-            getattr(get_runtime().service, name)(batch_id)
+            getattr(get_runtime().service, name)(batch_id, _user(request))
         except HeyGemError as e:
             raise gr.Error(e.message) from e
 
@@ -244,8 +250,8 @@ def _action(get_runtime: RuntimeGetter, name: str) -> Callable:
 
 
 def _history(get_runtime: RuntimeGetter) -> Callable:
-    def history(lang: str) -> list:
-        batches = get_runtime().service.history(limit=50)
+    def history(lang: str, request: gr.Request) -> list:
+        batches = get_runtime().service.history(_user(request), limit=50)
         rows = []
         choices = []
         for b in batches:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
+import signal
+import subprocess
+import sys
 from dataclasses import dataclass
 
 from heygem_core.config import Settings, get_settings
@@ -15,6 +20,10 @@ from heygem_core.realtime_log import log_event, setup_realtime_log
 
 logger = logging.getLogger(__name__)
 
+PARENT_ENV = "HEYGEM_PARENT_PID"  # set for a worker the app spawned
+PR_SET_PDEATHSIG = 1  # prctl option: signal this process when its parent dies
+WORKER_STOP_S = 30  # seconds the app waits for its worker to put the running item back
+
 
 @dataclass
 class Runtime:
@@ -26,16 +35,49 @@ class Runtime:
     runner: ItemRunner
     service: BatchService
 
+    worker_process: subprocess.Popen | None = None
+
     def start_workers(self, workers: int) -> None:
-        """Recover unfinished items, then run `workers` in-process workers (0: none)."""
+        """Recover unfinished items, then run `workers` in threads of this process (0: none)."""
         self.service.recover()
         self.queue.start(workers)
+
+    def spawn_worker(self, workers: int) -> None:
+        """Recover unfinished items, then start `python -m heygem_core worker` as a child: renders
+        run beside the server, not in its interpreter, so the API stays responsive. The child
+        stops with this process, even one killed with -9."""
+        self.service.recover()
+        if workers <= 0:
+            return
+        env = {**os.environ, PARENT_ENV: str(os.getpid())}
+        self.worker_process = subprocess.Popen(
+            [sys.executable, "-m", "heygem_core", "worker", "--workers", str(workers)], env=env)
+        logger.info("started worker process %d", self.worker_process.pid)
 
     def close(self) -> None:
         """Interrupt the running item (it resumes after the next start) and stop the workers."""
         self.runner.shutdown.set()
+        if self.worker_process is not None and self.worker_process.poll() is None:
+            self.worker_process.terminate()
+            try:
+                self.worker_process.wait(WORKER_STOP_S)
+            except subprocess.TimeoutExpired:
+                self.worker_process.kill()
+                self.worker_process.wait()
         self.queue.stop()
         self.store.close()
+
+
+def die_with_parent() -> None:
+    """In a worker the app spawned: get SIGTERM when the app dies (Linux), and stop at once if
+    it is already gone. Elsewhere nothing happens."""
+    parent = os.environ.get(PARENT_ENV)
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != int(parent):
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def build_runtime(settings: Settings | None = None, owns_log: bool = True) -> Runtime:

@@ -28,6 +28,7 @@ from heygem_core.realtime_log import log_event
 logger = logging.getLogger(__name__)
 
 BATCH_ID_HEX = 32  # batch ids are uuid4 hex: 32 lowercase hex digits
+CURRENT_TTL_S = 0.25  # how long "the current batch" is remembered between polls
 
 
 def is_batch_id(value: str) -> bool:
@@ -46,6 +47,8 @@ class BatchService:
 
     def __post_init__(self) -> None:
         self._submit_lock = threading.Lock()
+        self._snapshots: dict[str, tuple[int, str, dict]] = {}  # batch -> (version, owner, snapshot)
+        self._current: dict[str | None, tuple[float, str | None]] = {}  # owner -> (when, batch id)
 
     # --- making batches ------------------------------------------------------------------
 
@@ -124,6 +127,37 @@ class BatchService:
     def current_batch_id(self, owner: str | None = None) -> str | None:
         """The active batch, else the most recent one."""
         return self.store.active_batch_id(owner) or self.store.latest_batch_id(owner)
+
+    def live_snapshot(self, batch_id: str | None, owner: str | None = None,
+                      output_url: Callable[[Item], str] | None = None) -> dict:
+        """The snapshot of `batch_id` (None: the current batch), rebuilt only when the store's
+        version of the batch changed, so hundreds of pollers cost one small query each."""
+        if batch_id is None:
+            batch_id = self._current_cached(owner)
+            if batch_id is None:
+                return {}
+        if not is_batch_id(batch_id):
+            raise HeyGemError(ErrorCode.NOT_FOUND, "batch")
+        try:
+            version = self.store.version(batch_id)
+        except KeyError:
+            raise HeyGemError(ErrorCode.NOT_FOUND, "batch") from None
+        cached = self._snapshots.get(batch_id)
+        if cached is None or cached[0] != version:
+            batch = self.get(batch_id)
+            cached = (version, batch.owner, snapshot(batch, None, output_url))
+            self._snapshots[batch_id] = cached
+        if owner is not None and cached[1] != owner:
+            raise HeyGemError(ErrorCode.NOT_FOUND, "batch")
+        return {**cached[2], "system": system_metrics()}
+
+    def _current_cached(self, owner: str | None) -> str | None:
+        now = time.monotonic()
+        when, batch_id = self._current.get(owner, (0.0, None))
+        if now - when > CURRENT_TTL_S:
+            batch_id = self.current_batch_id(owner)
+            self._current[owner] = (now, batch_id)
+        return batch_id
 
     def history(self, owner: str | None = None, limit: int = 50) -> list[Batch]:
         return self.store.list_batches(limit=limit, owner=owner)
