@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 PARENT_ENV = "HEYGEM_PARENT_PID"  # set for a worker the app spawned
 PR_SET_PDEATHSIG = 1  # prctl option: signal this process when its parent dies
 WORKER_STOP_S = 30  # seconds the app waits for its worker to put the running item back
+WORKER_NICE = 10  # scheduling niceness of the worker the app spawns (ffmpeg children inherit it)
 
 
 @dataclass
@@ -69,11 +70,12 @@ class Runtime:
 
 
 def die_with_parent() -> None:
-    """In a worker the app spawned: get SIGTERM when the app dies (Linux), and stop at once if
-    it is already gone. Elsewhere nothing happens."""
+    """In a worker the app spawned: run at a lower priority than the app, get SIGTERM when the
+    app dies (Linux), and stop at once if it is already gone. Elsewhere nothing happens."""
     parent = os.environ.get(PARENT_ENV)
     if not parent or not sys.platform.startswith("linux"):
         return
+    os.nice(WORKER_NICE)  # the app's requests first; the render (and its ffmpeg children) yields
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != int(parent):
