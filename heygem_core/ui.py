@@ -91,9 +91,13 @@ def _batch_tab() -> dict[str, gr.components.Component]:
             audio = gr.Audio(type="filepath", label=t(DEFAULT_LANG, "audio"), elem_id="hg-audio")
             videos = gr.File(file_count="multiple", file_types=["video", "image"],
                              label=t(DEFAULT_LANG, "videos"), elem_id="hg-videos")
+        preview = gr.Gallery(label=t(DEFAULT_LANG, "preview"), columns=6, height=170, interactive=False,
+                             elem_id="hg-preview")
+        videos.change(_as_list, videos, preview, show_progress="hidden")
         engine, engines = _engine_dropdown()
         start = gr.Button(t(DEFAULT_LANG, "start"), variant="primary", elem_id="hg-start")
-    return {"tab": tab, "audio": audio, "videos": videos, "engine": engine, "engines": engines, "start": start}
+    return {"tab": tab, "audio": audio, "videos": videos, "engine": engine, "engines": engines, "start": start,
+            "preview": preview}
 
 
 def _single_tab() -> dict[str, gr.components.Component]:
@@ -127,7 +131,7 @@ def _history_tab() -> dict[str, gr.components.Component]:
 
 
 def _labelled(batch: dict, single: dict, local: dict, history: dict) -> list[gr.components.Component]:
-    return [batch["tab"], batch["audio"], batch["videos"], batch["engine"], batch["start"],
+    return [batch["tab"], batch["audio"], batch["videos"], batch["preview"], batch["engine"], batch["start"],
             single["tab"], single["audio"], single["videos"], single["engine"], single["start"],
             local["tab"], local["audio"], local["videos"], local["engine"], local["start"],
             history["tab"], history["refresh"], history["pick"], history["open"]]
@@ -144,7 +148,7 @@ def _relabel(lang: str) -> list:
     tabs = [gr.update(label=t(lang, k)) for k in ("tab_batch", "tab_single", "tab_localise", "tab_history")]
     return [gr.update(value=f"## {t(lang, 'title')}"), value("cancel"), value("retry"), label("system"),
             label("log"),
-            tabs[0], label("audio"), label("videos"), label("engine"), value("start"),
+            tabs[0], label("audio"), label("videos"), label("preview"), label("engine"), value("start"),
             tabs[1], label("audio"), label("video"), label("engine"), value("start_single"),
             tabs[2], label("audios"), label("video"), label("engine"), value("start"),
             tabs[3], value("refresh"), label("pick_batch"), value("open")]

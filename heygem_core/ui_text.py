@@ -18,6 +18,7 @@ TEXT: dict[str, dict[str, str]] = {
     "audios": {"zh": "多个音频(每个生成一个版本)", "en": "Audios (one version each)"},
     "videos": {"zh": "视频(可多选,开始前可移除)", "en": "Videos (several; remove before start)"},
     "video": {"zh": "视频或照片", "en": "Video or photo"},
+    "preview": {"zh": "预览", "en": "Preview"},
     "engine": {"zh": "口型引擎", "en": "Lip-sync engine"},
     "start": {"zh": "开始批量生成", "en": "Start batch"},
     "start_single": {"zh": "开始生成", "en": "Start"},
