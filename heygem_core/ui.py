@@ -21,7 +21,7 @@ from heygem_core.jobs.runtime import Runtime
 from heygem_core.metrics import system_metrics
 from heygem_core.realtime_log import tail
 from heygem_core.ui_text import (DEFAULT_LANG, FINISHED, LANGS, items_html, progress_html, results_html,
-                                 status_word, system_html, t)
+                                 status_word, system_html, t, ticker_html)
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ def build_ui(get_runtime: RuntimeGetter) -> gr.Blocks:
             single_tab = _single_tab()
             local_tab = _localise_tab()
             history_tab = _history_tab()
+        ticker = gr.HTML(elem_id="hg-ticker", min_height=40)  # where a start's gr.Progress shows
         panel = gr.HTML(progress_html({}, DEFAULT_LANG), elem_id="hg-panel")
         with gr.Row():
             cancel = gr.Button(t(DEFAULT_LANG, "cancel"), variant="stop", elem_id="hg-cancel")
@@ -66,7 +67,7 @@ def build_ui(get_runtime: RuntimeGetter) -> gr.Blocks:
             tab["start"].click(_submitter(get_runtime, mode), [tab["audio"], tab["videos"], tab["engine"],
                                                              lang], [attached],
                                trigger_mode="once").then(
-                follow, [attached, lang], [panel, table, results, tab["start"]], trigger_mode="once")
+                follow, [attached, lang], [ticker, tab["start"]], trigger_mode="once")
         cancel.click(_action(get_runtime, "cancel"), [attached], [])
         retry.click(_action(get_runtime, "retry"), [attached], [])
         history_tab["refresh"].click(_history(get_runtime), [lang], [history_tab["table"], history_tab["pick"]])
@@ -215,8 +216,8 @@ def _refresher(get_runtime: RuntimeGetter) -> Callable:
 
 
 def _follower(get_runtime: RuntimeGetter) -> Callable:
-    """After a start: follow the batch it made, a tick a second with gr.Progress per frame,
-    until it ends (the timer keeps every other open page up to date too)."""
+    """After a start: follow the batch it made with gr.Progress ticking per frame of the running
+    video, until it ends. The panels themselves are redrawn by the timer, on every open page."""
     def follow(batch_id: str | None, lang: str, request: gr.Request,
                progress: gr.Progress = gr.Progress()) -> Iterator[list]:
         if not batch_id:
@@ -230,8 +231,7 @@ def _follower(get_runtime: RuntimeGetter) -> Callable:
                 progress((snap["current_frame"], snap["current_total_frames"]),
                          desc=f'{snap["processed_count"]}/{snap["total_count"]} {snap.get("current_video") or ""}',
                          unit="frames")
-            yield [progress_html(snap, lang), items_html(snap, lang), results_html(snap, lang),
-                   gr.update(interactive=not running)]
+            yield [ticker_html(snap, lang), gr.update(interactive=not running)]
             if not running:
                 gr.Info(t(lang, "ended", ok=snap["succeeded_count"], bad=snap["failed_count"]))
                 return

@@ -142,6 +142,12 @@ def progress_html(snap: dict, lang: str) -> str:
     return "\n".join(lines)
 
 
+def ticker_html(snap: dict, lang: str) -> str:
+    """One line under a start button's progress ticks: which batch, how far."""
+    return (f'<div class="hg-line" id="hg-ticker-line">{status_word(lang, snap["status"])} · '
+            f'{snap["processed_count"]}/{snap["total_count"]}</div>')
+
+
 def items_html(snap: dict, lang: str) -> str:
     """Every file's status, frames and time; a failed file's reason in red."""
     if not snap.get("items"):
