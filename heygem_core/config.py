@@ -38,6 +38,16 @@ class Settings:
     log_max_bytes: int = 20 * 1024**2            # the real-time log rotates at this size
     log_backups: int = 5
     auth: str = ""                               # HEYGEM_AUTH: user:password[,user2:password2]; "" = no login
+    redis_url: str = ""                          # HEYGEM_REDIS_URL: redis://host:6379/0 shares store + queue; "" = SQLite
+    output_dir: Path | None = None               # HEYGEM_OUTPUT_DIR (shared storage when scaled out); None: workspace/outputs
+    wav2lip_checkpoint: str = ""                 # name in checkpoints_dir or a path; "": wav2lip_gan.pth, else
+                                                 # wav2lip.pth
+    wav2lip_batch_size: int = 0                  # frames per forward pass; 0: 128 on CUDA, 32 on CPU
+    wav2lip_precision: str = "auto"              # auto (fp16 on CUDA, bf16 on CPUs with native bf16) | fp32 |
+                                                 # fp16 | bf16
+    wav2lip_pads: tuple[int, int, int, int] = (0, 10, 0, 0)  # px added to the face box: top, bottom, left,
+                                                             # right (the official order and values)
+    wav2lip_smooth_frames: int = 5               # face boxes smoothed over this many frames (official: 5)
 
     @property
     def log_file(self) -> Path:
@@ -57,7 +67,8 @@ class Settings:
 
     @property
     def outputs_dir(self) -> Path:
-        return self.workspace / "outputs"
+        """Where finished videos go: HEYGEM_OUTPUT_DIR, else workspace/outputs."""
+        return self.output_dir if self.output_dir is not None else self.workspace / "outputs"
 
 
 def get_settings() -> Settings:
@@ -81,7 +92,22 @@ def get_settings() -> Settings:
         log_max_bytes=int(float(env.get("HEYGEM_LOG_MAX_MB", 20)) * 1024**2),
         log_backups=int(env.get("HEYGEM_LOG_BACKUPS", 5)),
         auth=env.get("HEYGEM_AUTH", ""),
+        redis_url=env.get("HEYGEM_REDIS_URL", "").strip(),
+        output_dir=Path(env["HEYGEM_OUTPUT_DIR"]).expanduser().resolve() if env.get("HEYGEM_OUTPUT_DIR") else None,
+        wav2lip_checkpoint=env.get("HEYGEM_WAV2LIP_CHECKPOINT", ""),
+        wav2lip_batch_size=int(env.get("HEYGEM_WAV2LIP_BATCH_SIZE", 0)),
+        wav2lip_precision=env.get("HEYGEM_WAV2LIP_PRECISION", "auto"),
+        wav2lip_pads=_pads(env.get("HEYGEM_WAV2LIP_PADS", "0,10,0,0")),
+        wav2lip_smooth_frames=int(env.get("HEYGEM_WAV2LIP_SMOOTH_FRAMES", 5)),
     )
+
+
+def _pads(value: str) -> tuple[int, int, int, int]:
+    """`HEYGEM_WAV2LIP_PADS`: four integers "top,bottom,left,right" (the official order)."""
+    parts = [int(v) for v in value.replace(" ", ",").split(",") if v]
+    if len(parts) != 4:
+        raise ValueError(f"HEYGEM_WAV2LIP_PADS={value!r}: give four integers top,bottom,left,right")
+    return parts[0], parts[1], parts[2], parts[3]
 
 
 def _workspace(value: str | None) -> Path:

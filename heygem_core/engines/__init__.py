@@ -5,11 +5,13 @@ from __future__ import annotations
 from heygem_core.config import Settings, get_settings
 from heygem_core.engines.base import EngineStatus, FrameJob, LipSyncEngine
 from heygem_core.engines.builtin import BuiltinEngine
+from heygem_core.engines.wav2lip import Wav2LipEngine
 from heygem_core.errors import ErrorCode, HeyGemError
 
 AUTO = "auto"
 # Preference order for `auto`: the first available engine wins.
-ENGINES: dict[str, type[LipSyncEngine]] = {BuiltinEngine.name: BuiltinEngine}
+ENGINES: dict[str, type[LipSyncEngine]] = {Wav2LipEngine.name: Wav2LipEngine,
+                                            BuiltinEngine.name: BuiltinEngine}
 ENGINE_CHOICES: tuple[str, ...] = (AUTO, *ENGINES)
 
 
