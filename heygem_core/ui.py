@@ -186,13 +186,13 @@ def _as_list(value) -> list[str]:
 
 
 def _snapshot(runtime: Runtime, batch_id: str | None, user: str | None) -> dict:
+    """The batch's snapshot (cached by the store's version), or {} when there is none to show."""
     if not batch_id:
         return {}
     try:
-        batch = runtime.service.get(batch_id, user)
+        return runtime.service.live_snapshot(batch_id, user, output_url)
     except HeyGemError:
         return {}
-    return runtime.service.snapshot(batch, output_url)
 
 
 def _refresher(get_runtime: RuntimeGetter) -> Callable:
