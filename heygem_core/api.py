@@ -25,6 +25,7 @@ from heygem_core.errors import ErrorCode, HeyGemError
 from heygem_core.jobs.intake import Upload
 from heygem_core.jobs.models import Batch, Item, ItemStatus, snapshot
 from heygem_core.jobs.runtime import Runtime
+from heygem_core.jobs.store import StoreUnavailable
 from heygem_core.jobs.worker import output_path_inside
 from heygem_core.metrics import system_metrics
 
@@ -64,6 +65,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _heygem(request: Request, exc: HeyGemError) -> JSONResponse:
         return JSONResponse(error_body(exc), status_code=STATUS_OF.get(exc.code, 422))
 
+    @app.exception_handler(StoreUnavailable)
+    async def _store_down(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        logger.error("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse({"error_code": "store_unavailable", "redis": "unreachable",
+                             "message": f"进度存储暂时无法连接 / progress store unreachable: {exc}"},
+                            status_code=503)
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         where = "; ".join(".".join(str(p) for p in e.get("loc", ())) for e in exc.errors())
@@ -75,9 +83,13 @@ router = APIRouter()
 
 
 @router.get("/healthz")
-def healthz(runtime: RuntimeDep) -> dict[str, object]:
-    return {"status": "ok", "workspace": str(runtime.settings.workspace),
-            "queue_pending": runtime.queue.pending_count()}
+def healthz(runtime: RuntimeDep) -> JSONResponse:
+    """200 {"status": "ok", ...}; 503 with {"redis": "unreachable"} when the shared store is down."""
+    store = runtime.store.health()  # {} for SQLite, {"redis": "ok" | "unreachable"}
+    if "unreachable" in store.values():
+        return JSONResponse({"status": "degraded", **store}, status_code=503)
+    return JSONResponse({"status": "ok", "workspace": str(runtime.settings.workspace), **store,
+                         "queue_pending": runtime.queue.pending_count()})
 
 
 @router.post("/api/token")

@@ -91,19 +91,26 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Take items from the shared queue until SIGINT/SIGTERM; the running item is interrupted
-    and goes back to the queue's front on the next start."""
+    and goes back to the queue (its front on the next start; at once on a Redis queue)."""
+    import os
     import signal
     import threading
 
     from heygem_core.jobs.runtime import build_runtime, die_with_parent
 
+    if args.device:
+        os.environ["HEYGEM_DEVICE"] = args.device  # this process only (settings read it below)
     runtime = build_runtime(owns_log=False)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     die_with_parent()
+    runtime.start_liveness(runtime.settings.device)
     runtime.queue.start(args.workers)
-    print(f"worker running ({args.workers} thread(s)), workspace {runtime.settings.workspace}", flush=True)
+    shared = f"Redis {runtime.settings.redis_url.rpartition('@')[2]}" if runtime.settings.redis_url \
+        else f"workspace {runtime.settings.workspace}"
+    print(f"worker running ({args.workers} thread(s), device {runtime.settings.device}), {shared}",
+          flush=True)
     stop.wait()
     runtime.close()
     return 0
@@ -131,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="render queued items (run beside `python app.py` with "
                                       "HEYGEM_INPROCESS_WORKERS=0, or for more throughput)")
     p.add_argument("--workers", type=int, default=1, help="items rendered at once in this process")
+    p.add_argument("--device", default=None, metavar="cpu|cuda:N",
+                   help="device of this worker (default: HEYGEM_DEVICE, else auto)")
     p.set_defaults(func=cmd_worker)
     p = sub.add_parser("check", help="check that ffmpeg and the face models work")
     p.set_defaults(func=cmd_check)

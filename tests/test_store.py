@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.redis_util import REDIS_SERVER, SKIP_REASON, RedisServer
+
 from heygem_core.jobs import (
     Batch,
     BatchMode,
@@ -26,20 +28,35 @@ from heygem_core.jobs import (
     snapshot,
 )
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "redis"]
 
 
-def open_store(kind: str, location: Path) -> ProgressStore:
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory):
+    """One real redis-server for this module (each test has its own key prefix)."""
+    if REDIS_SERVER is None:
+        pytest.skip(SKIP_REASON)
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+def open_store(kind: str, location: Path, redis_url: str = "") -> ProgressStore:
     """A store of backend `kind` at `location`; opening the same location again reopens it."""
     if kind == "sqlite":
         return SqliteStore(location / "progress.db")
+    if kind == "redis":
+        from heygem_core.jobs.redis_store import RedisStore
+
+        return RedisStore(redis_url, prefix=f"{location.name}:", retry_s=2.0)
     raise ValueError(f"unknown store backend {kind}")
 
 
 @pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> ProgressStore:
     """A fresh, empty store of each backend."""
-    opened = open_store(request.param, tmp_path)
+    url = request.getfixturevalue("redis_server").url if request.param == "redis" else ""
+    opened = open_store(request.param, tmp_path, url)
     yield opened
     opened.close()
 
@@ -48,10 +65,11 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> ProgressStore:
 def reopen(request: pytest.FixtureRequest, tmp_path: Path, store: ProgressStore):
     """Opens another store object on the same location as `store` (closed after the test)."""
     kind = request.node.callspec.params["store"]
+    url = request.getfixturevalue("redis_server").url if kind == "redis" else ""
     opened: list[ProgressStore] = []
 
     def _open() -> ProgressStore:
-        opened.append(open_store(kind, tmp_path))
+        opened.append(open_store(kind, tmp_path, url))
         return opened[-1]
 
     yield _open
@@ -259,6 +277,51 @@ def test_concurrent_writers_lose_nothing(store: ProgressStore, reopen) -> None:
     assert errors == []
     assert [item.frames_done for item in store.get_batch("b1").items] == [writes] * 4
     assert store.version("b1") == start + 4 * writes
+
+
+def test_compare_and_set_guards_the_claim(store: ProgressStore, reopen) -> None:
+    store.create_batch(make_batch("b1"))
+    other = reopen()
+    pending, processing = {"status": ItemStatus.PENDING}, {"status": ItemStatus.PROCESSING}
+    version = store.version("b1")
+    assert store.update_item_if("b1", 0, pending, status=ItemStatus.PROCESSING, worker="w1")
+    assert store.version("b1") > version
+    version = store.version("b1")
+    assert not other.update_item_if("b1", 0, pending, status=ItemStatus.PROCESSING, worker="w2")
+    assert store.version("b1") == version  # no write, no bump
+    assert not other.update_item_if("b1", 0, {**processing, "worker": "w2"},
+                                    status=ItemStatus.DONE)
+    assert other.update_item_if("b1", 0, {**processing, "worker": "w1"},
+                                status=ItemStatus.DONE, worker=None)
+    item = store.get_item("b1", 0)
+    assert (item.status, item.worker) == (ItemStatus.DONE, None)
+    assert store.update_item_if("b1", 1, {"worker": None}, attempts=3)
+    assert store.get_item("b1", 1).attempts == 3
+    assert store.unfinished_items() == [("b1", 1), ("b1", 2)]
+    with pytest.raises(KeyError):
+        store.update_item_if("b1", 9, pending, status=ItemStatus.DONE)
+    with pytest.raises(ValueError):
+        store.update_item_if("b1", 0, {"colour": "red"}, status=ItemStatus.DONE)
+
+
+def test_only_one_concurrent_claim_wins(store: ProgressStore, reopen) -> None:
+    store.create_batch(make_batch("b1", 1))
+    stores = [store, reopen(), store, reopen()]
+    wins: list[str] = []
+    barrier = threading.Barrier(len(stores))
+
+    def claim(target: ProgressStore, name: str) -> None:
+        barrier.wait(10)
+        if target.update_item_if("b1", 0, {"status": ItemStatus.PENDING},
+                                 status=ItemStatus.PROCESSING, worker=name):
+            wins.append(name)
+
+    threads = [threading.Thread(target=claim, args=(s, f"w{i}")) for i, s in enumerate(stores)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(wins) == 1 and store.get_item("b1", 0).worker == wins[0]
 
 
 def test_bad_fields_and_unknown_batches(store: ProgressStore) -> None:

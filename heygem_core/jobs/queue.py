@@ -1,6 +1,7 @@
-"""The FIFO queue of items to render: Huey with its SQLite storage (strict FIFO), one task per
-item. The same queue file is shared by the app's in-process worker and by
-`python -m heygem_core worker` processes on this machine."""
+"""The FIFO queue of items to render: Huey, one task per item. With its SQLite storage (strict
+FIFO) by default: the queue file is shared by the app's worker and `python -m heygem_core worker`
+processes on this machine. With HEYGEM_REDIS_URL, Huey's Redis storage (a list: LPUSH / BRPOP,
+FIFO): workers on every machine take from the same queue."""
 
 from __future__ import annotations
 
@@ -8,34 +9,63 @@ import logging
 import signal
 from collections.abc import Callable
 
-from huey import SqliteHuey
+from huey import Huey, SqliteHuey
 from huey.consumer import Consumer
 
 from heygem_core.config import Settings
+from heygem_core.jobs.store import StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
 TASK_NAME = "heygem.render_item"
 POLL_MIN_S = 0.05  # consumer's first wait when the queue is empty
 POLL_MAX_S = 0.5  # and its longest: a new item starts within half a second
+REDIS_READ_TIMEOUT_S = 1  # a Redis worker blocks on BRPOP this long, then looks at its stop flag
 
 HOST_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 ItemHandler = Callable[[str, int], None]  # (batch_id, item index)
+
+
+def _is_connection_error(error: Exception) -> bool:
+    """A Redis connection or timeout error (redis is imported only when it is in use)."""
+    import redis
+
+    return isinstance(error, (redis.ConnectionError, redis.TimeoutError))
+
+
+def make_huey(settings: Settings) -> Huey:
+    """Huey on Redis when `settings.redis_url` is set, else on the workspace's SQLite file."""
+    if settings.redis_url:
+        from huey import RedisHuey
+
+        from heygem_core.jobs.redis_store import require_redis
+
+        require_redis()
+        return RedisHuey(name="heygem", url=settings.redis_url, results=False, blocking=True,
+                         read_timeout=REDIS_READ_TIMEOUT_S)
+    settings.workspace.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey(name="heygem", filename=str(settings.queue_db), results=False,
+                      strict_fifo=True)
 
 
 class JobQueue:
     """Orders items: `enqueue()` appends, workers started by `start()` take them in order."""
 
     def __init__(self, settings: Settings, handler: ItemHandler) -> None:
-        settings.workspace.mkdir(parents=True, exist_ok=True)
-        self.huey = SqliteHuey(name="heygem", filename=str(settings.queue_db), results=False,
-                               strict_fifo=True)
+        self.huey = make_huey(settings)
+        self.shared = bool(settings.redis_url)  # several machines take from this queue
         self._task = self.huey.task(name=TASK_NAME)(handler)
         self._consumer: Consumer | None = None
 
     def enqueue(self, batch_id: str, index: int) -> None:
-        """Append one item to the end of the queue."""
-        self._task(batch_id, index)
+        """Append one item to the end of the queue. Redis unreachable: StoreUnavailable (the
+        item stays pending in the store; the reaper queues it again once Redis is back)."""
+        try:
+            self._task(batch_id, index)
+        except Exception as e:
+            if self.shared and _is_connection_error(e):
+                raise StoreUnavailable(f"cannot queue {batch_id}/{index}: {e}") from e
+            raise
 
     def pending_count(self) -> int:
         return self.huey.pending_count()

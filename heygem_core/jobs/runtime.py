@@ -9,14 +9,19 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from heygem_core.config import Settings, get_settings
 from heygem_core.jobs.queue import JobQueue
+from heygem_core.jobs.redis_store import RedisStore
 from heygem_core.jobs.service import BatchService
 from heygem_core.jobs.sqlite_store import SqliteStore
 from heygem_core.jobs.store import ProgressStore
 from heygem_core.jobs.worker import ItemRunner
 from heygem_core.realtime_log import log_event, setup_realtime_log
+
+if TYPE_CHECKING:
+    from heygem_core.jobs.heartbeat import Liveness
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +29,9 @@ PARENT_ENV = "HEYGEM_PARENT_PID"  # set for a worker the app spawned
 PR_SET_PDEATHSIG = 1  # prctl option: signal this process when its parent dies
 WORKER_STOP_S = 30  # seconds the app waits for its worker to put the running item back
 WORKER_NICE = 10  # scheduling niceness of the worker the app spawns (ffmpeg children inherit it)
+APP_STORE_RETRY_S = 3.0  # the app retries a lost Redis this long per call, then answers 503
+WORKER_STORE_RETRY_S = 24 * 3600.0  # a worker waits for Redis to come back (a finished item's
+                                    # result is written once it does)
 
 
 @dataclass
@@ -37,6 +45,18 @@ class Runtime:
     service: BatchService
 
     worker_process: subprocess.Popen | None = None
+    liveness: Liveness | None = None
+
+    def start_liveness(self, device: str = "") -> None:
+        """Scaled out (Redis): announce this process and reap the items of dead workers."""
+        if not isinstance(self.store, RedisStore) or self.liveness is not None:
+            return
+        from heygem_core.jobs.heartbeat import Liveness
+
+        self.liveness = Liveness(self.store, self.queue.enqueue, self.queue.pending_count, device)
+        self.liveness.beat()
+        self.liveness.start()
+        self.service.is_alive = self.liveness.alive
 
     def start_workers(self, workers: int) -> None:
         """Recover unfinished items, then run `workers` in threads of this process (0: none)."""
@@ -47,6 +67,7 @@ class Runtime:
         """Recover unfinished items, then start `python -m heygem_core worker` as a child: renders
         run beside the server, not in its interpreter, so the API stays responsive. The child
         stops with this process, even one killed with -9."""
+        self.start_liveness()
         self.service.recover()
         if workers <= 0:
             return
@@ -66,6 +87,8 @@ class Runtime:
                 self.worker_process.kill()
                 self.worker_process.wait()
         self.queue.stop()
+        if self.liveness is not None:
+            self.liveness.stop()
         self.store.close()
 
 
@@ -82,17 +105,29 @@ def die_with_parent() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+def open_store(settings: Settings, retry_s: float = APP_STORE_RETRY_S) -> ProgressStore:
+    """Redis when HEYGEM_REDIS_URL is set (a lost connection retried for `retry_s`), else the
+    workspace's SQLite file."""
+    if settings.redis_url:
+        return RedisStore(settings.redis_url, retry_s=retry_s)
+    return SqliteStore(settings.jobs_db)
+
+
 def build_runtime(settings: Settings | None = None, owns_log: bool = True) -> Runtime:
-    """The store (SQLite in the workspace), the Huey queue, the worker and the service.
-    Only the process that `owns_log` (the app) rotates the real-time log; workers append."""
+    """The store (SQLite in the workspace, or Redis), the Huey queue, the worker and the service.
+    Only the process that `owns_log` (the app) rotates the real-time log; workers append (and
+    wait out a Redis outage instead of failing)."""
     settings = settings or get_settings()
     for folder in (settings.workspace, settings.uploads_dir, settings.outputs_dir):
         folder.mkdir(parents=True, exist_ok=True)
     setup_realtime_log(settings.log_file, max_bytes=settings.log_max_bytes, backups=settings.log_backups,
                        rotate=owns_log)
-    store = SqliteStore(settings.jobs_db)
+    store = open_store(settings, APP_STORE_RETRY_S if owns_log else WORKER_STORE_RETRY_S)
     runner = ItemRunner(store, settings)
     queue = JobQueue(settings, runner)
+    if queue.shared:
+        runner.requeue = queue.enqueue
     service = BatchService(store, queue, runner, settings)
-    log_event(f"服务启动 / runtime ready, workspace {settings.workspace}")
+    where = f"Redis {store.safe_url}" if isinstance(store, RedisStore) else f"workspace {settings.workspace}"
+    log_event(f"服务启动 / runtime ready, {where}")
     return Runtime(settings, store, queue, runner, service)

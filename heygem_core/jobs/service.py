@@ -44,6 +44,7 @@ class BatchService:
     queue: JobQueue
     runner: ItemRunner
     settings: Settings
+    is_alive: Callable[[str | None], bool] | None = None  # worker -> alive? (None: same-host pid check)
 
     def __post_init__(self) -> None:
         self._submit_lock = threading.Lock()
@@ -208,15 +209,18 @@ class BatchService:
     def recover(self) -> int:
         """After a restart: items interrupted mid-render go back to pending, and every unfinished
         item is queued again in FIFO order (the store, not the queue, is the source of truth).
-        Items held by another live worker process on this host are left to it."""
+        Items held by another live worker process (this host's pids, or Redis heartbeats when
+        scaled out) are left to it."""
         self.queue.flush()
+        alive = self.is_alive or _held_by_live_process
         count = 0
         for batch_id, index in self.store.unfinished_items():
             item = self.store.get_item(batch_id, index)
             if item.status is ItemStatus.PROCESSING:
-                if _held_by_live_process(item.worker):
+                if alive(item.worker) or not self.store.update_item_if(
+                        batch_id, index, {"status": ItemStatus.PROCESSING, "worker": item.worker},
+                        status=ItemStatus.PENDING, frames_done=0, worker=None):
                     continue
-                self.store.update_item(batch_id, index, status=ItemStatus.PENDING, frames_done=0, worker=None)
                 _remove_partials(self.settings.outputs_dir / batch_id, item.output_name)
                 log_event("重启后重新生成 / restarting after an interruption", batch_id=batch_id, name=item.name)
             self.queue.enqueue(batch_id, index)

@@ -175,6 +175,28 @@ class SqliteStore(ProgressStore):
                 raise KeyError((batch_id, index))
             _bump(conn, batch_id)
 
+    def update_item_if(self, batch_id: str, index: int, expect: dict[str, Any], /,
+                       **fields: Any) -> bool:
+        check_fields(fields, ITEM_WRITABLE, "item")
+        check_fields(expect, ITEM_WRITABLE, "item")
+        values = {_ITEM_COLUMNS[name]: _encode(name, value, ItemStatus)
+                  for name, value in fields.items()}
+        wanted = {_ITEM_COLUMNS[name]: _encode(name, value, ItemStatus)
+                  for name, value in expect.items()}
+        where = "".join(f" AND {column} IS ?" for column in wanted)
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM items WHERE batch_id = ? AND idx = ?",
+                            (batch_id, index)).fetchone() is None:
+                raise KeyError((batch_id, index))
+            assignments = ", ".join(f"{column} = ?" for column in values) or "idx = idx"
+            changed = conn.execute(f"UPDATE items SET {assignments} "
+                                   f"WHERE batch_id = ? AND idx = ?{where}",
+                                   [*values.values(), batch_id, index,
+                                    *wanted.values()]).rowcount > 0
+            if changed:
+                _bump(conn, batch_id)
+        return changed
+
     def set_frames(self, batch_id: str, index: int, frames_done: int, frames_total: int) -> None:
         with self._write() as conn:
             cursor = conn.execute("UPDATE items SET frames_done = ?, frames_total = ? "

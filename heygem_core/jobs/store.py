@@ -1,4 +1,4 @@
-"""The progress store interface: one small contract, a SQLite and (later) a Redis implementation.
+"""The progress store interface: one small contract, a SQLite and a Redis implementation.
 
 The store is the single source of truth for batch progress: the worker writes it, the API, the
 SSE stream, the UI and the CLI read it. Every method is safe to call from several threads at once,
@@ -25,6 +25,10 @@ def check_fields(given: Iterable[str], writable: frozenset[str], what: str) -> N
     if bad:
         raise ValueError(f"{what} fields not writable: {', '.join(bad)} "
                          f"(writable: {', '.join(sorted(writable))})")
+
+
+class StoreUnavailable(RuntimeError):
+    """The store's server cannot be reached (after retrying); the API answers 503."""
 
 
 class ProgressStore(ABC):
@@ -86,6 +90,17 @@ class ProgressStore(ABC):
         """
 
     @abstractmethod
+    def update_item_if(self, batch_id: str, index: int, expect: dict[str, Any], /,
+                       **fields: Any) -> bool:
+        """Compare-and-set: write `fields` (as update_item) only if the item's current values
+        equal `expect` (e.g. {"status": "pending"}; None matches an unset field), atomically
+        against every other writer of any process. Returns whether it wrote.
+
+        Guards the pending -> processing claim and a worker's final write, so that an item is
+        never rendered or completed twice. Bad field names: ValueError; unknown item: KeyError.
+        """
+
+    @abstractmethod
     def set_frames(self, batch_id: str, index: int, frames_done: int, frames_total: int) -> None:
         """The hot path: write an item's frame counts in one small write.
 
@@ -118,6 +133,10 @@ class ProgressStore(ABC):
 
         Starts at 1 when the batch is created. Unknown batch: KeyError.
         """
+
+    def health(self) -> dict[str, str]:
+        """What /healthz reports about the store's server ({}: nothing to report, a file)."""
+        return {}
 
     @abstractmethod
     def close(self) -> None:

@@ -7,6 +7,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,7 @@ class ItemRunner:
     store: ProgressStore
     settings: Settings
     shutdown: threading.Event = field(default_factory=threading.Event)
+    requeue: Callable[[str, int], None] | None = None  # a shared queue: put an interrupted item back
     _engines: dict[str, LipSyncEngine] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -53,14 +55,15 @@ class ItemRunner:
         if item.status != ItemStatus.PENDING:
             return  # done already, failed at submit, cancelled, or held by another worker
         if batch.cancel_requested:
-            self._finish(item, ItemStatus.CANCELLED, error=HeyGemError(ErrorCode.CANCELLED))
+            self._finish(item, ItemStatus.CANCELLED, error=HeyGemError(ErrorCode.CANCELLED),
+                         expect={"status": ItemStatus.PENDING})
             return
-        self._start(item, batch.started_at is None)
+        if not self._start(item, batch.started_at is None):
+            return  # another worker claimed it first
         try:
             result = self._render(item, batch.engine)
         except Interrupted:
-            self.store.update_item(batch_id, index, status=ItemStatus.PENDING, frames_done=0, worker=None)
-            log_event("中断,重启后继续 / interrupted, resumes after restart", batch_id=batch_id, name=item.name)
+            self._put_back(item)
             return
         except HeyGemError as e:
             status = ItemStatus.CANCELLED if e.code is ErrorCode.CANCELLED else ItemStatus.FAILED
@@ -72,17 +75,36 @@ class ItemRunner:
             return
         self._finish(item, ItemStatus.DONE, result=result)
 
-    def _start(self, item: Item, first: bool) -> None:
+    def _start(self, item: Item, first: bool) -> bool:
+        """Claim the item (pending -> processing, atomically: one worker wins); False if lost."""
         now = time.time()
-        self.store.update_item(item.batch_id, item.index, status=ItemStatus.PROCESSING, started_at=now,
-                               finished_at=None, frames_done=0, worker=worker_name(),
-                               attempts=item.attempts + 1, error_code=None, error=None)
+        item.worker = worker_name()
+        if not self.store.update_item_if(
+                item.batch_id, item.index, {"status": ItemStatus.PENDING},
+                status=ItemStatus.PROCESSING, started_at=now, finished_at=None, frames_done=0,
+                worker=item.worker, attempts=item.attempts + 1, error_code=None, error=None):
+            return False
         if first:
             self.store.update_batch(item.batch_id, status=batch_status_from_items(
                 self.store.get_batch(item.batch_id).items), started_at=now)
         else:
             self._update_batch_status(item.batch_id)
         log_event(f"开始生成 / started ({item.index + 1})", batch_id=item.batch_id, name=item.name)
+        return True
+
+    def _put_back(self, item: Item) -> None:
+        """Shutting down mid-item: back to pending (queued again at once on a shared queue)."""
+        if self.store.update_item_if(item.batch_id, item.index, self._held(item),
+                                     status=ItemStatus.PENDING, frames_done=0, worker=None):
+            if self.requeue is not None:
+                self.requeue(item.batch_id, item.index)
+        log_event("中断,重启后继续 / interrupted, resumes after restart", batch_id=item.batch_id,
+                  name=item.name)
+
+    @staticmethod
+    def _held(item: Item) -> dict[str, object]:
+        """What the store holds while this worker owns the item (the finish is guarded by it)."""
+        return {"status": ItemStatus.PROCESSING, "worker": item.worker}
 
     def _render(self, item: Item, engine_name: str) -> RenderResult:
         out = self.settings.outputs_dir / item.batch_id / item.output_name
@@ -104,14 +126,19 @@ class ItemRunner:
             return self._engines[resolved]
 
     def _finish(self, item: Item, status: ItemStatus, *, result: RenderResult | None = None,
-                error: HeyGemError | None = None) -> None:
+                error: HeyGemError | None = None, expect: dict[str, object] | None = None) -> None:
+        """Record the outcome, only if this worker still holds the item (never completed twice)."""
         fields: dict[str, object] = {"status": status, "finished_at": time.time(), "worker": None}
         if result is not None:
             fields.update(output_path=str(result.output), frames_done=result.n_frames,
                           frames_total=result.n_frames, warnings=result.warnings)
         if error is not None:
             fields.update(error_code=error.code.value, error=error.message)
-        self.store.update_item(item.batch_id, item.index, **fields)
+        if not self.store.update_item_if(item.batch_id, item.index, expect or self._held(item),
+                                         **fields):
+            logger.warning("item %s/%s was taken over by another worker: outcome %s dropped",
+                           item.batch_id, item.index, status.value)
+            return
         detail = f"{error.code.value}: {error.message}" if error else (result.output.name if result else "")
         log_event(f"{_STATUS_WORDS[status]} {detail}".strip(), batch_id=item.batch_id, name=item.name,
                   level=logging.WARNING if status is ItemStatus.FAILED else logging.INFO)
