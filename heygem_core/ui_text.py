@@ -82,7 +82,8 @@ CSS = """
  color:#fff;text-align:center;padding:6px;font-weight:600}
 """
 
-# Shows a banner while the server does not answer; the panels keep their last state meanwhile.
+# Shows a banner while the server does not answer (or answers that Redis is unreachable); the
+# panels keep their last state meanwhile.
 HEAD = """
 <script>
 (function(){
@@ -90,8 +91,15 @@ HEAD = """
     if(!b){ b=document.createElement('div'); b.id='hg-offline';
       b.textContent='连接中断,正在重试… / Connection lost, retrying…'; document.body.appendChild(b);} return b; }
   async function ping(){
-    try { const r = await fetch('healthz', {cache:'no-store'}); banner().style.display = r.ok ? 'none' : 'block'; }
-    catch(e){ banner().style.display = 'block'; }
+    var b = banner();
+    try {
+      const r = await fetch('healthz', {cache:'no-store'});
+      const body = await r.json().catch(function(){ return {}; });
+      b.textContent = body.redis === 'unreachable'
+        ? 'Redis 连接中断,正在重试… / Redis unreachable, retrying…'
+        : '连接中断,正在重试… / Connection lost, retrying…';
+      b.style.display = r.ok ? 'none' : 'block';
+    } catch(e){ b.textContent = '连接中断,正在重试… / Connection lost, retrying…'; b.style.display = 'block'; }
   }
   setInterval(ping, 2000);
 })();

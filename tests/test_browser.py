@@ -147,3 +147,21 @@ def test_reload_reattaches_to_the_running_batch(browser, server, inputs):
     wait_status(page, {"completed"})
     assert rate(page) == 1.0 > first or first == 1.0
     page.close()
+
+
+def test_lost_connection_keeps_the_panel_and_says_so(browser, tmp_path):
+    srv = Server(tmp_path / "workspace").start()
+    try:
+        page = browser.new_page()
+        page.goto(srv.url + "/")
+        page.wait_for_selector("#hg-status", timeout=30_000)
+        before = page.inner_text("#hg-status")
+        srv.kill()
+        page.wait_for_selector("#hg-offline", state="visible", timeout=15_000)
+        assert "连接中断,正在重试…" in page.inner_text("#hg-offline")
+        assert page.inner_text("#hg-status") == before
+        srv.start()
+        page.wait_for_selector("#hg-offline", state="hidden", timeout=15_000)
+        page.close()
+    finally:
+        srv.stop()
