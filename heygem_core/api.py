@@ -54,16 +54,12 @@ def output_url(item: Item) -> str:
     return f"/api/batches/{item.batch_id}/items/{item.index}/output"
 
 
-def error_body(error: HeyGemError) -> dict[str, str]:
-    return error.to_dict()
-
-
 def install_error_handlers(app: FastAPI) -> None:
     """Every error leaves as JSON {error_code, message} with a fitting 4xx status."""
 
     @app.exception_handler(HeyGemError)
     async def _heygem(request: Request, exc: HeyGemError) -> JSONResponse:
-        return JSONResponse(error_body(exc), status_code=STATUS_OF.get(exc.code, 422))
+        return JSONResponse(exc.to_dict(), status_code=STATUS_OF.get(exc.code, 422))
 
     @app.exception_handler(StoreUnavailable)
     async def _store_down(request: Request, exc: StoreUnavailable) -> JSONResponse:
@@ -75,7 +71,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         where = "; ".join(".".join(str(p) for p in e.get("loc", ())) for e in exc.errors())
-        return JSONResponse(error_body(HeyGemError(ErrorCode.BATCH_INVALID, f"bad request: {where}")),
+        return JSONResponse(HeyGemError(ErrorCode.BATCH_INVALID, f"bad request: {where}").to_dict(),
                             status_code=422)
 
 
@@ -160,7 +156,7 @@ async def progress_socket(websocket: WebSocket, batch_id: str) -> None:
     try:
         await run_in_threadpool(runtime.service.get, batch_id, getattr(websocket.state, "user", None))
     except HeyGemError as e:
-        await websocket.send_json(error_body(e))
+        await websocket.send_json(e.to_dict())
         await websocket.close(code=4404)
         return
 

@@ -1,5 +1,6 @@
-"""The batch API through a real server on 127.0.0.1: outcomes, live progress over SSE and
-WebSocket, cancel, retry, duplicates, FIFO order, recovery after kill -9, and path checks."""
+"""The batch API through a real server on 127.0.0.1, on the SQLite and on the Redis backend:
+outcomes, live progress over SSE and WebSocket, cancel, retry, duplicates, FIFO order, recovery
+after kill -9, and path checks."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import pytest
 import make_samples
 from heygem_core import audio
 from heygem_core.video import probe_video
+from tests.redis_util import REDIS_SERVER, SKIP_REASON, RedisServer
 from tests.server_util import ROOT, WAIT_S, Server
 
 
@@ -36,12 +38,22 @@ def speech_4s(samples_dir, speech_en) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("workspace"), HEYGEM_MAX_BATCH_ITEMS="6",
-                 HEYGEM_MAX_UPLOAD_MB="5").start()
+@pytest.fixture(scope="module", params=["sqlite", "redis"])
+def server(request, tmp_path_factory):
+    """The app with its worker, on the SQLite store and queue, then on Redis: every test that
+    uses it runs against both backends."""
+    env = {"HEYGEM_MAX_BATCH_ITEMS": "6", "HEYGEM_MAX_UPLOAD_MB": "5"}
+    redis = None
+    if request.param == "redis":
+        if REDIS_SERVER is None:
+            pytest.skip(SKIP_REASON)
+        redis = RedisServer(tmp_path_factory.mktemp("redis")).start()
+        env["HEYGEM_REDIS_URL"] = redis.url
+    srv = Server(tmp_path_factory.mktemp("workspace"), **env).start()
     yield srv
     srv.stop()
+    if redis is not None:
+        redis.stop()
 
 
 def files(field: str, *paths: Path, names: list[str] | None = None) -> list[tuple]:

@@ -58,11 +58,6 @@ class Runtime:
         self.liveness.start()
         self.service.is_alive = self.liveness.alive
 
-    def start_workers(self, workers: int) -> None:
-        """Recover unfinished items, then run `workers` in threads of this process (0: none)."""
-        self.service.recover()
-        self.queue.start(workers)
-
     def spawn_worker(self, workers: int) -> None:
         """Recover unfinished items, then start `python -m heygem_core worker` as a child: renders
         run beside the server, not in its interpreter, so the API stays responsive. The child
