@@ -162,7 +162,7 @@ def test_bad_checkpoints_give_checkpoint_invalid(tmp_path, random_checkpoint, ho
     with pytest.raises(HeyGemError) as info:
         create_engine("wav2lip", _settings(tmp_path))
     assert info.value.code is ErrorCode.CHECKPOINT_INVALID
-    assert "wav2lip.pth" in info.value.detail and words in info.value.detail
+    assert path.name in info.value.detail and words in info.value.detail
     assert "352 state-dict entries" in info.value.detail
 
 

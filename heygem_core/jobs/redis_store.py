@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, TypeVar
 
 from heygem_core.jobs.models import Batch, BatchMode, BatchStatus, Item, ItemStatus
 from heygem_core.jobs.store import (BATCH_WRITABLE, ITEM_WRITABLE, ProgressStore, StoreUnavailable,
-                                    check_fields)
+                                    check_fields, encode_field)
 from heygem_core.realtime_log import log_event
 
 try:
@@ -411,23 +411,11 @@ def _batch_of(member: str) -> str:
 
 
 def _encode(name: str, value: Any, status_type: type[Enum]) -> str | None:
-    """A field's value as stored text (None: the field is removed). Statuses are checked
-    (ValueError), floats kept exact (repr), warnings as JSON, bools as 1/0."""
-    if name == "status":
-        return status_type(value).value
-    if name == "mode":
-        return BatchMode(value).value
-    if name == "warnings":
-        return json.dumps([str(w) for w in value or ()], ensure_ascii=False)
-    if value is None:
+    """A field's value as stored text (None: the field is removed); floats kept exact (repr)."""
+    if value is None and name != "warnings":
         return None
-    if isinstance(value, Enum):
-        return str(value.value)
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
+    value = encode_field(name, value, status_type)
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def _encode_all(record: Any, names: Iterable[str], status_type: type[Enum]) -> dict[str, str]:

@@ -16,12 +16,11 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import fields
-from enum import Enum
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from heygem_core.jobs.models import Batch, BatchMode, BatchStatus, Item, ItemStatus
-from heygem_core.jobs.store import BATCH_WRITABLE, ITEM_WRITABLE, ProgressStore, check_fields
+from heygem_core.jobs.models import Batch, BatchStatus, Item, ItemStatus
+from heygem_core.jobs.store import BATCH_WRITABLE, ITEM_WRITABLE, ProgressStore, check_fields, encode_field
 
 log = logging.getLogger(__name__)
 
@@ -135,9 +134,9 @@ class SqliteStore(ProgressStore):
     def create_batch(self, batch: Batch) -> None:
         if not batch.created_at:
             batch.created_at = time.time()
-        row = [_encode(name, getattr(batch, name), BatchStatus) for name in _BATCH_COLUMNS]
+        row = [encode_field(name, getattr(batch, name), BatchStatus) for name in _BATCH_COLUMNS]
         items = [[batch.batch_id if name == "batch_id" else  # the batch decides
-                  _encode(name, getattr(item, name), ItemStatus) for name in _ITEM_COLUMNS]
+                  encode_field(name, getattr(item, name), ItemStatus) for name in _ITEM_COLUMNS]
                  for item in batch.items]
         try:
             with self._write() as conn:
@@ -150,7 +149,7 @@ class SqliteStore(ProgressStore):
 
     def update_batch(self, batch_id: str, /, **fields: Any) -> None:
         check_fields(fields, BATCH_WRITABLE, "batch")
-        values = {name: _encode(name, value, BatchStatus) for name, value in fields.items()}
+        values = {name: encode_field(name, value, BatchStatus) for name, value in fields.items()}
         assignments = "".join(f"{name} = ?, " for name in values)
         with self._write() as conn:
             cursor = conn.execute(f"UPDATE batches SET {assignments}version = version + 1 "
@@ -160,7 +159,7 @@ class SqliteStore(ProgressStore):
 
     def update_item(self, batch_id: str, index: int, /, **fields: Any) -> None:
         check_fields(fields, ITEM_WRITABLE, "item")
-        values = {_ITEM_COLUMNS[name]: _encode(name, value, ItemStatus)
+        values = {_ITEM_COLUMNS[name]: encode_field(name, value, ItemStatus)
                   for name, value in fields.items()}
         with self._write() as conn:
             if values:
@@ -179,9 +178,9 @@ class SqliteStore(ProgressStore):
                        **fields: Any) -> bool:
         check_fields(fields, ITEM_WRITABLE, "item")
         check_fields(expect, ITEM_WRITABLE, "item")
-        values = {_ITEM_COLUMNS[name]: _encode(name, value, ItemStatus)
+        values = {_ITEM_COLUMNS[name]: encode_field(name, value, ItemStatus)
                   for name, value in fields.items()}
-        wanted = {_ITEM_COLUMNS[name]: _encode(name, value, ItemStatus)
+        wanted = {_ITEM_COLUMNS[name]: encode_field(name, value, ItemStatus)
                   for name, value in expect.items()}
         where = "".join(f" AND {column} IS ?" for column in wanted)
         with self._write() as conn:
@@ -324,22 +323,6 @@ def _marks(count: int) -> str:
 def _owner_filter(owner: str | None) -> tuple[str, tuple[Any, ...]]:
     """A WHERE clause (or nothing) restricting batches to one owner."""
     return ("", ()) if owner is None else ("WHERE owner = ?", (owner,))
-
-
-def _encode(name: str, value: Any, status_type: type[Enum]) -> Any:
-    """A field's value as stored: statuses checked (ValueError) and stored by value, the mode by
-    value, warnings as JSON text (None: none), bools as 0/1."""
-    if name == "status":
-        return status_type(value).value
-    if name == "mode":
-        return BatchMode(value).value
-    if name == "warnings":
-        return json.dumps([str(w) for w in value or ()], ensure_ascii=False)
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, bool):
-        return int(value)
-    return value
 
 
 def _item_from_row(row: Sequence[Any]) -> Item:

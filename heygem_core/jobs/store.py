@@ -7,11 +7,13 @@ and several processes may open the same store (the app and `python -m heygem_cor
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
+from enum import Enum
 from dataclasses import fields
 from typing import Any, Iterable
 
-from heygem_core.jobs.models import Batch, Item
+from heygem_core.jobs.models import Batch, BatchMode, Item
 
 # What update_batch / update_item may write, by name.
 BATCH_WRITABLE = frozenset({"status", "started_at", "finished_at", "cancel_requested",
@@ -147,3 +149,20 @@ class ProgressStore(ABC):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def encode_field(name: str, value: Any, status_type: type[Enum]) -> Any:
+    """The parts of storing a field that every store shares: statuses checked (ValueError) and
+    stored by value, the mode by value, warnings as JSON text, other enums by value, bools as
+    0/1. Anything else comes back as it was, for the store to finish."""
+    if name == "status":
+        return status_type(value).value
+    if name == "mode":
+        return BatchMode(value).value
+    if name == "warnings":
+        return json.dumps([str(w) for w in value or ()], ensure_ascii=False)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, bool):
+        return int(value)
+    return value
