@@ -67,15 +67,15 @@ class BatchService:
         except HeyGemError:
             intake.discard(folder)
             raise
-        print_ = intake.fingerprint(batch_mode, engine, owner, stored_audio, stored_video)
+        inputs_key = intake.fingerprint(batch_mode, engine, owner, stored_audio, stored_video)
         with self._submit_lock:
-            existing = self.store.find_unfinished(print_, owner)
+            existing = self.store.find_unfinished(inputs_key, owner)
             if existing is not None:
                 intake.discard(folder)
                 return existing, False
             items = intake.make_items(batch_id, batch_mode, pairs, self.settings)
             batch = Batch(batch_id=batch_id, mode=batch_mode, engine=engine, items=items, owner=owner,
-                          fingerprint=print_, created_at=time.time())
+                          fingerprint=inputs_key, created_at=time.time())
             batch.status = batch_status_from_items(items)
             if batch.status.finished:
                 batch.finished_at = time.time()
