@@ -116,10 +116,9 @@ def _spread(points: np.ndarray, order: list[int], spacing: float) -> np.ndarray:
     order = list(dict.fromkeys(order))
     pts = points[order]
     crowded = np.linalg.norm(pts[:, None] - pts[None], axis=-1) < spacing
-    kept: list[int] = []
-    for k in range(len(order)):
-        if not kept or not crowded[k, kept].any():
-            kept.append(k)
+    kept = np.zeros(len(order), dtype=bool)
+    for k, row in enumerate(crowded):
+        kept[k] = not (row & kept).any()
     return np.array(order)[kept]
 
 
