@@ -23,7 +23,7 @@ from starlette.websockets import WebSocketDisconnect
 from heygem_core.engines import engine_statuses
 from heygem_core.errors import ErrorCode, HeyGemError
 from heygem_core.jobs.intake import Upload
-from heygem_core.jobs.models import Batch, Item, ItemStatus, snapshot
+from heygem_core.jobs.models import Batch, BatchStatus, Item, ItemStatus, snapshot
 from heygem_core.jobs.runtime import Runtime
 from heygem_core.jobs.store import StoreUnavailable
 from heygem_core.jobs.worker import output_path_inside
@@ -183,12 +183,11 @@ async def _changes(runtime: Runtime, batch_id: str, disconnected) -> AsyncIterat
             await asyncio.sleep(STREAM_POLL_S)
             continue
         version = current
-        batch = await run_in_threadpool(runtime.store.get_batch, batch_id)
-        snap = await run_in_threadpool(runtime.service.snapshot, batch, output_url)
+        snap = await run_in_threadpool(runtime.service.live_snapshot, batch_id, None, output_url)
         rate = max(rate, snap["progress_rate"])
         snap["progress_rate"] = rate
         yield snap
-        if batch.status.finished:
+        if BatchStatus(snap["status"]).finished:
             return
         await asyncio.sleep(STREAM_POLL_S)
 
@@ -202,7 +201,7 @@ def history(runtime: RuntimeDep, owner: OwnerDep, limit: int = 50) -> list[dict]
 @router.post("/api/batches/{batch_id}/cancel")
 def cancel(batch_id: str, runtime: RuntimeDep, owner: OwnerDep) -> dict:
     runtime.service.cancel(batch_id, owner)
-    return runtime.service.snapshot(runtime.service.get(batch_id, owner), output_url)
+    return runtime.service.live_snapshot(batch_id, owner, output_url)
 
 
 @router.post("/api/batches/{batch_id}/retry")

@@ -8,13 +8,13 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import imageio_ffmpeg
 import librosa
 import numpy as np
 from scipy import signal
 
 from heygem_core.config import Settings, get_settings
 from heygem_core.errors import ErrorCode, HeyGemError
+from heygem_core.video import ffmpeg_error_tail, ffmpeg_exe, ffmpeg_input
 
 logger = logging.getLogger(__name__)
 
@@ -74,13 +74,14 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> AudioClip:
     """Decode the first audio stream of any file ffmpeg reads (wav, mp3, m4a, aac, flac, ogg,
     or a video's audio track) to mono float32 at `sample_rate`."""
     path = Path(path)
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error",
-           "-i", str(path), "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(sample_rate),
+    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error",
+           "-i", ffmpeg_input(path), "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(sample_rate),
            "-f", "f32le", "-"]
     try:
         proc = subprocess.run(cmd, capture_output=True, timeout=DECODE_TIMEOUT_S, check=True)
     except subprocess.CalledProcessError as e:
-        raise HeyGemError(ErrorCode.AUDIO_UNREADABLE, _ffmpeg_words(path, e.stderr)) from e
+        words = ffmpeg_error_tail(e.stderr.decode("utf-8", "replace"), "ffmpeg could not decode it")
+        raise HeyGemError(ErrorCode.AUDIO_UNREADABLE, f"{path.name}: {words}") from e
     except (subprocess.TimeoutExpired, OSError) as e:
         raise HeyGemError(ErrorCode.AUDIO_UNREADABLE, f"{path.name}: {e}") from e
     samples = np.frombuffer(proc.stdout, dtype=np.float32)
@@ -206,8 +207,3 @@ def _onset(level_db: np.ndarray, rows: list[slice]) -> np.ndarray:
     rise = np.zeros_like(level_db)
     rise[3:] = level_db[3:] - level_db[:-3]
     return np.array([rise[r].max() for r in rows], dtype=np.float32)
-
-
-def _ffmpeg_words(path: Path, stderr: bytes) -> str:
-    lines = [ln for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
-    return f"{path.name}: " + (" | ".join(lines[-3:]) if lines else "ffmpeg could not decode it")

@@ -75,12 +75,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Check that ffmpeg runs and the face models load: what a fresh install needs."""
     import subprocess
 
-    import imageio_ffmpeg
     import numpy as np
 
     from heygem_core.face import FaceTracker
+    from heygem_core.video import ffmpeg_exe
 
-    exe = imageio_ffmpeg.get_ffmpeg_exe()
+    exe = ffmpeg_exe()
     version = subprocess.run([exe, "-version"], capture_output=True, text=True, check=True).stdout
     print(f"✓ ffmpeg: {version.splitlines()[0]}")
     with FaceTracker() as tracker:

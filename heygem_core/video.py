@@ -113,12 +113,12 @@ def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def _ffmpeg_path_arg(path: Path) -> str:
+def ffmpeg_input(path: Path) -> str:
     """An absolute path, so ffmpeg never reads a file name as an option or a protocol."""
     return os.path.abspath(path)
 
 
-def _error_tail(stderr: str, default: str = "ffmpeg gave no reason",
+def ffmpeg_error_tail(stderr: str, default: str = "ffmpeg gave no reason",
                 n: int = ERROR_TAIL_LINES) -> str:
     """ffmpeg's own last distinct messages, without the '[demuxer @ 0x...]' prefixes and
     without the (indented) stream listing."""
@@ -147,7 +147,7 @@ def probe_video(path: str | os.PathLike[str], settings: Settings | None = None) 
     header, size, stderr = _probe_first_frame(path)
     if header is None or size is None:
         raise HeyGemError(ErrorCode.VIDEO_UNREADABLE,
-                          detail=_error_tail(stderr, default="no frame could be decoded"))
+                          detail=ffmpeg_error_tail(stderr, default="no frame could be decoded"))
     _check_pixels(*size, settings)
     if header.duration is not None and not _is_image(header):
         _check_seconds(header.duration, settings)
@@ -192,7 +192,7 @@ def _probe_first_frame(path: Path) -> tuple[_Header | None, tuple[int, int] | No
 
     Returns (header, (width, height) of the upright frame or None if no whole frame came, stderr).
     """
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-i", _ffmpeg_path_arg(path),
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-i", ffmpeg_input(path),
            "-map", "0:V:0", "-frames:v", "1", "-fps_mode", "passthrough",
            "-c:v", "rawvideo", "-pix_fmt", "bgr24", "-f", "framecrc", "-"]
     result = subprocess.run(cmd, capture_output=True, check=False)
@@ -333,9 +333,9 @@ def _close(a: float, b: float) -> bool:
 def _list_packets(path: Path) -> _Packets:
     """Count the video packets and their time span with a stream copy to framecrc (no decoding)."""
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-v", "error",
-           "-i", _ffmpeg_path_arg(path), "-map", "0:V:0", "-c", "copy", "-f", "framecrc", "-"]
+           "-i", ffmpeg_input(path), "-map", "0:V:0", "-c", "copy", "-f", "framecrc", "-"]
     result = subprocess.run(cmd, capture_output=True, check=False)
-    errors = _error_tail(result.stderr.decode("utf-8", "replace")) if result.stderr.strip() else ""
+    errors = ffmpeg_error_tail(result.stderr.decode("utf-8", "replace")) if result.stderr.strip() else ""
     time_base = Fraction(1, 1)
     count, first, last = 0, None, None
     for raw in result.stdout.decode("ascii", "replace").splitlines():
@@ -390,7 +390,7 @@ def _decode(path: Path, output_args: list[str], shape: tuple[int, ...],
     """Run ffmpeg with rawvideo output on stdout and yield frames of `shape` (each passed
     through `convert` when given) until it ends."""
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-v", "error",
-           "-i", _ffmpeg_path_arg(path), *output_args]
+           "-i", ffmpeg_input(path), *output_args]
     with tempfile.TemporaryFile() as stderr:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=stderr, bufsize=0)
@@ -420,7 +420,7 @@ def _read_exact(stream: IO[bytes] | None, view: memoryview) -> bool:
 def _read_tail(stderr: IO[bytes]) -> str:
     stderr.flush()
     stderr.seek(0)
-    return _error_tail(stderr.read().decode("utf-8", "replace"))
+    return ffmpeg_error_tail(stderr.read().decode("utf-8", "replace"))
 
 
 def _stop(proc: subprocess.Popen[Any]) -> None:
@@ -638,7 +638,7 @@ class VideoWriter:
                "-f", "rawvideo", "-pix_fmt", pix_fmt, "-video_size", f"{self.width}x{self.height}",
                "-framerate", _rate_arg(self.fps), "-i", "pipe:0"]
         if audio_path is not None:
-            cmd += ["-i", _ffmpeg_path_arg(audio_path), "-map", "0:v:0", "-map", "1:a:0",
+            cmd += ["-i", ffmpeg_input(audio_path), "-map", "0:v:0", "-map", "1:a:0",
                     "-c:a", "aac", "-b:a", AUDIO_BITRATE]
         even_w, even_h = self.width + self.width % 2, self.height + self.height % 2
         if (even_w, even_h) != (self.width, self.height):
@@ -646,7 +646,7 @@ class VideoWriter:
         colour = self._colour_tags() if self.yuv_input else [*SWS_FLAGS, *BT709]
         return cmd + ["-c:v", "libx264", "-preset", preset, "-crf", str(crf),
                       "-pix_fmt", "yuv420p", *colour, "-fps_mode", "cfr", "-movflags", "+faststart",
-                      "-f", "mp4", _ffmpeg_path_arg(self.tmp_path)]
+                      "-f", "mp4", ffmpeg_input(self.tmp_path)]
 
     def _colour_tags(self) -> list[str]:
         if self.colorspace not in _COLOUR_TAGS:

@@ -21,7 +21,7 @@ from heygem_core.jobs.models import (Batch, BatchMode, BatchStatus, Item, ItemSt
                                      batch_status_from_items, snapshot)
 from heygem_core.jobs.queue import JobQueue
 from heygem_core.jobs.store import ProgressStore
-from heygem_core.jobs.worker import ItemRunner
+from heygem_core.jobs.worker import ItemRunner, settle_batch
 from heygem_core.metrics import system_metrics
 from heygem_core.realtime_log import log_event
 
@@ -121,10 +121,6 @@ class BatchService:
             raise HeyGemError(ErrorCode.NOT_FOUND, "batch")
         return batch
 
-    def snapshot(self, batch: Batch, output_url: Callable[[Item], str] | None = None) -> dict:
-        """The progress snapshot of DESIGN.md, with system metrics."""
-        return snapshot(batch, system_metrics(), output_url)
-
     def current_batch_id(self, owner: str | None = None) -> str | None:
         """The active batch, else the most recent one."""
         return self.store.active_batch_id(owner) or self.store.latest_batch_id(owner)
@@ -176,7 +172,7 @@ class BatchService:
                 self.store.update_item(batch_id, item.index, status=ItemStatus.CANCELLED,
                                        finished_at=time.time())
         log_event("取消 / cancel requested", batch_id=batch_id)
-        self._settle(batch_id)
+        settle_batch(self.store, batch_id)  # nothing running: the batch ends now
 
     def retry(self, batch_id: str, owner: str | None = None) -> int:
         """Queue the failed items of a finished batch again; returns how many."""
@@ -195,16 +191,6 @@ class BatchService:
         for item in failed:
             self.queue.enqueue(batch_id, item.index)
         return len(failed)
-
-    def _settle(self, batch_id: str) -> None:
-        """Write the batch status its items imply (a cancel with nothing running ends at once)."""
-        batch = self.store.get_batch(batch_id)
-        status = batch_status_from_items(batch.items)
-        fields: dict[str, object] = {"status": status}
-        if status.finished and batch.finished_at is None:
-            fields["finished_at"] = time.time()
-            log_event(f"批量任务结束 / batch ended: {status.value}", batch_id=batch_id)
-        self.store.update_batch(batch_id, **fields)
 
     def recover(self) -> int:
         """After a restart: items interrupted mid-render go back to pending, and every unfinished

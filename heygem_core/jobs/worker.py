@@ -14,7 +14,7 @@ from pathlib import Path
 from heygem_core.config import Settings
 from heygem_core.engines import LipSyncEngine, create_engine, resolve_engine_name
 from heygem_core.errors import ErrorCode, HeyGemError
-from heygem_core.jobs.models import Item, ItemStatus, batch_status_from_items, progress_rate
+from heygem_core.jobs.models import BatchStatus, Item, ItemStatus, batch_status_from_items, progress_rate
 from heygem_core.jobs.store import ProgressStore
 from heygem_core.pipeline import RenderResult, Stage, render
 from heygem_core.realtime_log import log_event
@@ -88,7 +88,7 @@ class ItemRunner:
             self.store.update_batch(item.batch_id, status=batch_status_from_items(
                 self.store.get_batch(item.batch_id).items), started_at=now)
         else:
-            self._update_batch_status(item.batch_id)
+            settle_batch(self.store, item.batch_id)
         log_event(f"开始生成 / started ({item.index + 1})", batch_id=item.batch_id, name=item.name)
         return True
 
@@ -142,19 +142,22 @@ class ItemRunner:
         detail = f"{error.code.value}: {error.message}" if error else (result.output.name if result else "")
         log_event(f"{_STATUS_WORDS[status]} {detail}".strip(), batch_id=item.batch_id, name=item.name,
                   level=logging.WARNING if status is ItemStatus.FAILED else logging.INFO)
-        self._update_batch_status(item.batch_id)
+        settle_batch(self.store, item.batch_id)
 
-    def _update_batch_status(self, batch_id: str) -> None:
-        batch = self.store.get_batch(batch_id)
-        status = batch_status_from_items(batch.items)
-        fields: dict[str, object] = {"status": status,
-                                     "progress_floor": max(batch.progress_floor, progress_rate(batch))}
-        if status.finished and batch.finished_at is None:
-            fields["finished_at"] = time.time()
-            done = sum(i.status is ItemStatus.DONE for i in batch.items)
-            log_event(f"批量任务结束 / batch ended: {status.value}, {done}/{len(batch.items)} done",
-                      batch_id=batch_id)
-        self.store.update_batch(batch_id, **fields)
+def settle_batch(store: ProgressStore, batch_id: str) -> BatchStatus:
+    """Write the batch status its items imply (and the progress floor); the first time it is
+    finished, stamp finished_at and log the end."""
+    batch = store.get_batch(batch_id)
+    status = batch_status_from_items(batch.items)
+    fields: dict[str, object] = {"status": status,
+                                 "progress_floor": max(batch.progress_floor, progress_rate(batch))}
+    if status.finished and batch.finished_at is None:
+        fields["finished_at"] = time.time()
+        done = sum(i.status is ItemStatus.DONE for i in batch.items)
+        log_event(f"批量任务结束 / batch ended: {status.value}, {done}/{len(batch.items)} done",
+                  batch_id=batch_id)
+    store.update_batch(batch_id, **fields)
+    return status
 
 
 _STATUS_WORDS = {ItemStatus.DONE: "完成 / done", ItemStatus.FAILED: "失败 / failed",
