@@ -17,6 +17,7 @@ from heygem_core.jobs.intake import output_name
 from heygem_core.pipeline import Stage, render
 
 logger = logging.getLogger("heygem_core")
+PARENT_POLL_S = 1.0  # a worker the app spawned also notices the app's death this often
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -96,7 +97,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from heygem_core.jobs.runtime import build_runtime, die_with_parent
+    from heygem_core.jobs.runtime import build_runtime, die_with_parent, parent_gone
 
     if args.device:
         os.environ["HEYGEM_DEVICE"] = args.device  # this process only (settings read it below)
@@ -111,7 +112,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         else f"workspace {runtime.settings.workspace}"
     print(f"worker running ({args.workers} thread(s), device {runtime.settings.device}), {shared}",
           flush=True)
-    stop.wait()
+    while not stop.wait(PARENT_POLL_S) and not parent_gone():
+        pass
     runtime.close()
     return 0
 

@@ -6,7 +6,6 @@ FIFO): workers on every machine take from the same queue."""
 from __future__ import annotations
 
 import logging
-import signal
 from collections.abc import Callable
 
 from huey import Huey, SqliteHuey
@@ -19,10 +18,10 @@ logger = logging.getLogger(__name__)
 
 TASK_NAME = "heygem.render_item"
 POLL_MIN_S = 0.05  # consumer's first wait when the queue is empty
+SHUTDOWN_S = 30.0  # a graceful stop waits this long for the running item to put itself back
 POLL_MAX_S = 0.5  # and its longest: a new item starts within half a second
 REDIS_READ_TIMEOUT_S = 1  # a Redis worker blocks on BRPOP this long, then looks at its stop flag
 
-HOST_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 ItemHandler = Callable[[str, int], None]  # (batch_id, item index)
 
 
@@ -78,17 +77,18 @@ class JobQueue:
         """A Huey consumer running `workers` threads, each one item at a time."""
         return self.huey.create_consumer(workers=workers, worker_type="thread", periodic=False,
                                          initial_delay=POLL_MIN_S, backoff=1.5, max_delay=POLL_MAX_S,
-                                         check_worker_health=False)
+                                         check_worker_health=False, shutdown_timeout=SHUTDOWN_S)
 
     def start(self, workers: int = 1) -> None:
         """Start workers in this process, in the background."""
         if workers <= 0 or self._consumer is not None:
             return
         self._consumer = self.consumer(workers)
-        handlers = {sig: signal.getsignal(sig) for sig in HOST_SIGNALS}
+        # Consumer.start() ends by installing Huey's own SIGINT/SIGTERM handlers, which only its
+        # run() loop reads: a signal landing while they are in place was lost (a worker that
+        # never stopped). The host process owns its signals, so Huey never installs them.
+        self._consumer._set_signal_handlers = lambda: None
         self._consumer.start()
-        for sig, handler in handlers.items():  # Huey's consumer takes these; the host keeps them
-            signal.signal(sig, handler)
         logger.info("started %d in-process worker(s)", workers)
 
     def stop(self) -> None:

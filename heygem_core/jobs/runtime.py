@@ -87,6 +87,12 @@ class Runtime:
         self.store.close()
 
 
+def parent_gone() -> bool:
+    """In a worker the app spawned: whether the app has died (a check that needs no signal)."""
+    parent = os.environ.get(PARENT_ENV)
+    return bool(parent) and os.getppid() != int(parent)
+
+
 def die_with_parent() -> None:
     """In a worker the app spawned: run at a lower priority than the app, get SIGTERM when the
     app dies (Linux), and stop at once if it is already gone. Elsewhere nothing happens."""
