@@ -9,6 +9,13 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WORKSPACE = Path("/root/workspace")
 LOG_FILE_NAME = "运行实时日志.log"
+# On top of `veryfast`: diamond motion search, the quickest sub-pixel refinement and intra-only
+# partition analysis. On a real 720x1280 talking clip at CRF 18 that halved the encoder's CPU
+# (12 vs 23 ms a frame) for a 6 % larger file and PSNR 47.6 instead of 47.8 dB.
+X264_PARAMS = "me=dia:subme=1:partitions=i8x8,i4x4"
+# One decoder thread costs ~20 % less CPU than several and still decodes 720p at ~250 fps: on a
+# small machine that CPU is better spent rendering; on a big one let ffmpeg choose (0).
+DECODE_THREADS = 1 if (os.cpu_count() or 1) <= 4 else 0
 
 
 @dataclass(frozen=True)
@@ -27,6 +34,8 @@ class Settings:
     max_video_seconds: float = 60 * 60.0         # longer videos fail with video_too_large
     encode_preset: str = "veryfast"              # libx264 preset
     encode_crf: int = 18                         # libx264 quality (lower is better)
+    encode_x264_params: str = X264_PARAMS        # extra libx264 options ("" = the preset's own)
+    decode_threads: int = DECODE_THREADS         # ffmpeg decoder threads (0: ffmpeg chooses)
     progress_interval_s: float = 0.25            # throttle for frame-level progress callbacks
     cancel_check_frames: int = 4                 # check the cancel flag at least this often
     host: str = "127.0.0.1"
@@ -84,6 +93,8 @@ def get_settings() -> Settings:
         max_video_seconds=float(env.get("HEYGEM_MAX_VIDEO_SECONDS", 60 * 60)),
         encode_preset=env.get("HEYGEM_ENCODE_PRESET", "veryfast"),
         encode_crf=int(env.get("HEYGEM_ENCODE_CRF", 18)),
+        encode_x264_params=env.get("HEYGEM_ENCODE_X264_PARAMS", X264_PARAMS).strip(),
+        decode_threads=int(env.get("HEYGEM_DECODE_THREADS", DECODE_THREADS)),
         host=env.get("HEYGEM_HOST", "127.0.0.1"),
         port=int(env.get("HEYGEM_PORT", 7860)),
         max_batch_items=int(env.get("HEYGEM_MAX_BATCH_ITEMS", 100)),

@@ -109,18 +109,25 @@ def render(video: str | Path, audio: str | Path, out: str | Path, engine: str | 
 
 def _render_frames(run: _Run, video: Path, audio: Path, out: Path) -> Path:
     """Stream frames through tracker and engine into the writer; commit only when complete.
-    Decoding runs ahead and encoding behind in their own threads (and ffmpeg processes)."""
+    Four stages overlap, each in its own thread: decoding (and its ffmpeg), face tracking
+    (MediaPipe works without the GIL), rendering here, and encoding (and its ffmpeg)."""
     info, settings = run.info, run.settings
     out.parent.mkdir(parents=True, exist_ok=True)
-    with FrameSource(info, run.n_out, workdir=out.parent) as source, \
+    with FrameSource(info, run.n_out, workdir=out.parent,
+                     decode_threads=settings.decode_threads) as source, \
             FaceTracker(fps=info.fps) as tracker, \
             VideoWriter(out, info.width, info.height, info.fps, audio_path=audio,
                         preset=settings.encode_preset, crf=settings.encode_crf,
+                        x264_params=settings.encode_x264_params,
                         colorspace=info.colorspace) as writer, \
             threadpool_limits(limits=1, user_api="blas"):  # tiny solves: threads only spin
-        with Prefetch(source, QUEUE_DEPTH) as frames, WriteBehind(writer.write, QUEUE_DEPTH) as sink:
+        with Prefetch(source, QUEUE_DEPTH) as frames, \
+                Prefetch(_tracked(run, frames, tracker), QUEUE_DEPTH) as jobs, \
+                WriteBehind(writer.write, QUEUE_DEPTH) as sink:
             batch: list[FrameJob] = []
-            for job in _jobs(run, frames, tracker):
+            for job in jobs:
+                if job.index % settings.cancel_check_frames == 0 and run.should_cancel():
+                    raise HeyGemError(ErrorCode.CANCELLED)
                 batch.append(job)
                 if len(batch) >= run.engine.batch_size:
                     _flush(run, batch, sink)
@@ -134,14 +141,12 @@ def _render_frames(run: _Run, video: Path, audio: Path, out: Path) -> Path:
     return out
 
 
-def _jobs(run: _Run, source: Iterable[tuple[int, np.ndarray]], tracker: FaceTracker
-          ) -> Iterator[FrameJob]:
-    """Frames to render, with their tracked face; checks the cancel flag and the no-face rule."""
+def _tracked(run: _Run, source: Iterable[tuple[int, np.ndarray]], tracker: FaceTracker
+             ) -> Iterator[FrameJob]:
+    """Frames to render, with their tracked face; enforces the no-face rule."""
     n_src = max(1, min(run.info.n_frames, run.n_out))
     frames = iter(source)
     for index in range(run.n_out):
-        if index % run.settings.cancel_check_frames == 0 and run.should_cancel():
-            raise HeyGemError(ErrorCode.CANCELLED)
         t = time.perf_counter()
         item = next(frames, None)
         t_track = time.perf_counter()

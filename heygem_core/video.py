@@ -355,11 +355,12 @@ def _list_packets(path: Path) -> _Packets:
 # reading
 
 
-def iter_frames(info: VideoInfo) -> Iterator[np.ndarray]:
+def iter_frames(info: VideoInfo, threads: int = 0) -> Iterator[np.ndarray]:
     """Stream the frames of a probed video: BGR uint8 (H, W, 3), upright, at info.fps.
 
     Yields info.n_frames frames when the file is intact, fewer if the decoder stops early
-    (logged). Each frame is a fresh writable array. An image yields its one frame.
+    (logged). Each frame is a fresh writable array. An image yields its one frame. `threads`
+    are the decoder's (0: ffmpeg's choice).
     """
     output = ["-map", "0:V:0", "-frames:v", str(info.n_frames)]
     if info.vfr:
@@ -372,7 +373,7 @@ def iter_frames(info: VideoInfo) -> Iterator[np.ndarray]:
         shape, convert = (info.height, info.width, 3), None
     count = 0
     last: np.ndarray | None = None
-    for frame in _decode(info.path, output, shape, convert):
+    for frame in _decode(info.path, output, shape, convert, threads):
         count += 1
         last = frame
         yield frame
@@ -386,11 +387,12 @@ def _yuv_to_bgr(raw: np.ndarray) -> np.ndarray:
 
 
 def _decode(path: Path, output_args: list[str], shape: tuple[int, ...],
-            convert: Callable[[np.ndarray], np.ndarray] | None = None) -> Iterator[np.ndarray]:
+            convert: Callable[[np.ndarray], np.ndarray] | None = None,
+            threads: int = 0) -> Iterator[np.ndarray]:
     """Run ffmpeg with rawvideo output on stdout and yield frames of `shape` (each passed
     through `convert` when given) until it ends."""
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-v", "error",
-           "-i", ffmpeg_input(path), *output_args]
+           "-threads", str(threads), "-i", ffmpeg_input(path), *output_args]
     with tempfile.TemporaryFile() as stderr:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=stderr, bufsize=0)
@@ -499,10 +501,13 @@ class FrameSource:
     as JPEG (quality 95) to one temp file, from which later passes read; memory stays bounded
     whatever the length. If the decoder yields fewer frames than info.n_frames, the real count
     is used. A still image repeats its one frame. Iterate once; close() removes the temp file.
+    `decode_threads` are the decoder's (0: ffmpeg's choice).
     """
 
-    def __init__(self, info: VideoInfo, n_out: int, workdir: Path | None = None) -> None:
+    def __init__(self, info: VideoInfo, n_out: int, workdir: Path | None = None,
+                 decode_threads: int = 0) -> None:
         self.info = info
+        self.decode_threads = decode_threads
         self.n_out = max(0, int(n_out))
         self.workdir = Path(workdir) if workdir is not None else None
         self._spill: _SpillFile | None = None
@@ -538,7 +543,7 @@ class FrameSource:
             yield src, spill.read(src)
 
     def _repeat_image(self) -> Iterator[tuple[int, np.ndarray]]:
-        frame = next(iter_frames(self.info), None)
+        frame = next(iter_frames(self.info, self.decode_threads), None)
         if frame is None:
             raise HeyGemError(ErrorCode.VIDEO_UNREADABLE,
                               detail=f"{self.info.path.name}: the image could not be decoded")
@@ -549,7 +554,7 @@ class FrameSource:
         """Yield the decoder's frames up to n_out (spilling them if asked); return the count."""
         if spill:
             self._spill = _SpillFile(self.workdir)
-        self._frames = iter_frames(self.info)
+        self._frames = iter_frames(self.info, self.decode_threads)
         count = 0
         try:
             for frame in self._frames:
@@ -566,7 +571,7 @@ class FrameSource:
     def _spill_from_decoder(self, n: int) -> _SpillFile:
         """Decode again into a new spill file, keeping at most the first n frames."""
         spill = self._spill = _SpillFile(self.workdir)
-        self._frames = iter_frames(self.info)
+        self._frames = iter_frames(self.info, self.decode_threads)
         try:
             for frame in self._frames:
                 spill.append(frame)
@@ -610,7 +615,8 @@ class VideoWriter:
 
     def __init__(self, out_path: str | os.PathLike[str], width: int, height: int, fps: float,
                  audio_path: str | os.PathLike[str] | None = None,
-                 preset: str = "veryfast", crf: int = 18, colorspace: str = "") -> None:
+                 preset: str = "veryfast", crf: int = 18, colorspace: str = "",
+                 x264_params: str = "") -> None:
         self.out_path = Path(out_path)
         self.width, self.height, self.fps = int(width), int(height), float(fps)
         # even sizes travel as yuv420p converted by OpenCV, keeping the source's YCbCr values
@@ -621,7 +627,8 @@ class VideoWriter:
         self._finished = False
         self.tmp_path = self.out_path.with_name(
             f".{self.out_path.stem}.{uuid.uuid4().hex[:8]}.part.mp4")
-        cmd = self._command(Path(audio_path) if audio_path is not None else None, preset, crf)
+        cmd = self._command(Path(audio_path) if audio_path is not None else None, preset, crf,
+                            x264_params)
         logger.debug("writing %s: %s", self.out_path, " ".join(cmd))
         self._stderr = tempfile.TemporaryFile()
         try:
@@ -632,7 +639,8 @@ class VideoWriter:
             self._stderr.close()
             raise HeyGemError(ErrorCode.OUTPUT_FAILED, detail=f"{self.out_path}: {e}") from e
 
-    def _command(self, audio_path: Path | None, preset: str, crf: int) -> list[str]:
+    def _command(self, audio_path: Path | None, preset: str, crf: int, x264_params: str
+                 ) -> list[str]:
         pix_fmt = "yuv420p" if self.yuv_input else "bgr24"
         cmd = [ffmpeg_exe(), "-hide_banner", "-nostats", "-v", "error", "-y",
                "-f", "rawvideo", "-pix_fmt", pix_fmt, "-video_size", f"{self.width}x{self.height}",
@@ -644,7 +652,8 @@ class VideoWriter:
         if (even_w, even_h) != (self.width, self.height):
             cmd += ["-vf", f"pad={even_w}:{even_h}:0:0"]
         colour = self._colour_tags() if self.yuv_input else [*SWS_FLAGS, *BT709]
-        return cmd + ["-c:v", "libx264", "-preset", preset, "-crf", str(crf),
+        tuning = ["-x264-params", x264_params] if x264_params else []
+        return cmd + ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), *tuning,
                       "-pix_fmt", "yuv420p", *colour, "-fps_mode", "cfr", "-movflags", "+faststart",
                       "-f", "mp4", ffmpeg_input(self.tmp_path)]
 

@@ -237,6 +237,21 @@ def test_largest_face_first_then_the_same_face(tracker: FaceTracker, astronaut: 
     assert points is not None and points[:, 0].mean() < 640  # the largest is now on the left
 
 
+def test_landmarks_read_from_wire_bytes_match_their_attributes() -> None:
+    from mediapipe.framework.formats import landmark_pb2
+
+    rng = np.random.default_rng(3)
+    xyz = rng.uniform(-0.2, 1.2, (fm.N_LANDMARKS, 3)).astype(np.float32)
+    plain = landmark_pb2.NormalizedLandmarkList()
+    for x, y, z in xyz:
+        plain.landmark.add(x=x, y=y, z=z)
+    np.testing.assert_array_equal(fm._landmark_xy(plain), xyz[:, :2])
+    odd = landmark_pb2.NormalizedLandmarkList()
+    odd.CopyFrom(plain)
+    odd.landmark[7].visibility = 0.5  # another layout: read attribute by attribute
+    np.testing.assert_array_equal(fm._landmark_xy(odd), xyz[:, :2])
+
+
 def test_one_euro_filter() -> None:
     still = OneEuroFilter(min_cutoff=1.0, beta=0.0)
     x = np.ones((3, 2))

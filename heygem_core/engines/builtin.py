@@ -5,6 +5,7 @@ the source, and blends the result into the lower face only."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -20,11 +21,13 @@ from heygem_core.engines.mouthwarp import (INNER_CONTOUR, MouthPlan, inverse_fie
 MIN_MOVE_PX = 0.4  # below this the frame is passed through untouched
 MASK_GROW = 1.18  # the blend region reaches this far past the jawline (from the mouth centre)
 FEATHER = 0.045  # feather width of the blend, in eye distances
+MASK_FEATHER_PX = 3.0  # the blend mask is made at the resolution where the feather is this wide
 NOSE_CLEARANCE = 0.04  # eye distances below the base of the nose where the blend may begin
 LIGHT_REFERENCE = 170.0  # grey level of a well-lit face; scales the painted teeth
 TEETH_WHITE = np.array([200, 212, 222], np.float32)  # BGR teeth under LIGHT_REFERENCE
 GREY = np.array([0.114, 0.587, 0.299], np.float32)  # BGR to luma
 SUBNASALE = 2
+COLOUR_EVERY = 8  # frames between samplings of the lip and teeth colours
 
 
 class BuiltinEngine(LipSyncEngine):
@@ -36,6 +39,8 @@ class BuiltinEngine(LipSyncEngine):
 
     def __init__(self, settings: Settings | None = None) -> None:
         self._track: MouthTrack | None = None
+        self._colours: MouthColours | None = None
+        self._colours_at = -COLOUR_EVERY  # frame index the colours were sampled at
 
     @classmethod
     def status(cls, settings: Settings) -> EngineStatus:
@@ -43,6 +48,7 @@ class BuiltinEngine(LipSyncEngine):
 
     def start(self, clip: AudioClip, fps: float, n_frames: int) -> None:
         self._track = articulate(speech_features(clip, fps, n_frames))
+        self._colours, self._colours_at = None, -COLOUR_EVERY
 
     def render_batch(self, jobs: Sequence[FrameJob]) -> list[np.ndarray]:
         return [self._render(job) for job in jobs]
@@ -51,12 +57,34 @@ class BuiltinEngine(LipSyncEngine):
         if job.face is None or self._track is None or self._track.opening.size == 0:
             return job.image
         i = min(job.index, self._track.opening.size - 1)
-        return reshape_mouth(job.image, job.face.points,
-                             float(self._track.opening[i]), float(self._track.rounding[i]))
+        return reshape_mouth(job.image, job.face.points, float(self._track.opening[i]),
+                             float(self._track.rounding[i]), self._colours_for(job))
+
+    def _colours_for(self, job: FrameJob) -> MouthColours:
+        """Lip and teeth colours, sampled afresh every COLOUR_EVERY frames (they change slowly)."""
+        if self._colours is None or not 0 <= job.index - self._colours_at < COLOUR_EVERY:
+            self._colours = mouth_colours(job.image, job.face.points)
+            self._colours_at = job.index
+        return self._colours
 
 
-def reshape_mouth(image: np.ndarray, points: np.ndarray, opening: float, rounding: float) -> np.ndarray:
-    """Make the mouth of `image` `opening` open and `rounding` rounded, in place; returns it."""
+@dataclass(frozen=True)
+class MouthColours:
+    """BGR colours the painted interior is made of."""
+
+    lips: np.ndarray
+    teeth: np.ndarray
+
+
+def mouth_colours(image: np.ndarray, points: np.ndarray) -> MouthColours:
+    """The lip colour and the teeth colour of the face at `points`."""
+    return MouthColours(_lip_colour(image, points), _teeth_colour(image, points))
+
+
+def reshape_mouth(image: np.ndarray, points: np.ndarray, opening: float, rounding: float,
+                  colours: MouthColours | None = None) -> np.ndarray:
+    """Make the mouth of `image` `opening` open and `rounding` rounded, in place; returns it.
+    `colours` default to those sampled from this image."""
     plan = plan_mouth(points, opening, rounding)
     if float(np.abs(plan.dst - plan.src).max()) < MIN_MOVE_PX:
         return image
@@ -65,9 +93,10 @@ def reshape_mouth(image: np.ndarray, points: np.ndarray, opening: float, roundin
     x0, y0, x1, y1 = box
     if x1 - x0 < 8 or y1 - y0 < 8:
         return image
-    map_x, map_y = inverse_field(plan, box)
-    warped = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    paint_interior(warped, plan, (x0, y0), _lip_colour(image, points), _teeth_colour(image, points))
+    warped = cv2.remap(image, inverse_field(plan, box), None, cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_REPLICATE)
+    colours = colours or mouth_colours(image, points)
+    paint_interior(warped, plan, (x0, y0), colours.lips, colours.teeth)
     mask = _feathered_mask(polygon - (x0, y0), (y1 - y0, x1 - x0), FEATHER * plan.frame.scale)
     roi = image[y0:y1, x0:x1]
     roi[:] = cv2.blendLinear(warped, roi, mask, 1.0 - mask)
@@ -103,13 +132,22 @@ def _box(polygon: np.ndarray, shape: tuple[int, ...], margin: int) -> tuple[int,
 
 
 def _feathered_mask(polygon: np.ndarray, shape: tuple[int, int], feather: float) -> np.ndarray:
-    """1 inside the polygon, fading to exactly 0 at its edge and beyond."""
-    mask = np.zeros(shape, np.uint8)
-    cv2.fillPoly(mask, [np.round(polygon).astype(np.int32)], 255)
-    radius = max(1, int(round(feather)))
+    """1 inside the polygon, fading to 0 at its edge and beyond. Made at a resolution where the
+    feather is MASK_FEATHER_PX wide, then scaled up: the mask is smooth, so nothing is lost."""
+    h, w = shape
+    step = max(1, int(feather // MASK_FEATHER_PX))
+    small_w, small_h = -(-w // step), -(-h // step)
+    scale = np.array([small_w / w, small_h / h], np.float32)
+    mask = np.zeros((small_h, small_w), np.uint8)
+    vertices = np.round((polygon + 0.5) * scale - 0.5).astype(np.int32)
+    cv2.fillPoly(mask, [vertices], 255)
+    feather = feather / step
+    radius = max(1, int(round(feather))) + (step > 1)  # a coarse edge is a pixel less certain
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     mask = cv2.erode(mask, kernel)
     soft = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), max(feather / 2, 0.5))
+    if step > 1:
+        soft = cv2.resize(soft, (w, h), interpolation=cv2.INTER_LINEAR)
     return np.clip(soft, 0.0, 1.0)
 
 

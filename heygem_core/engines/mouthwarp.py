@@ -115,11 +115,14 @@ def _spread(points: np.ndarray, order: list[int], spacing: float) -> np.ndarray:
     two nearby targets pulling different ways would tear the spline."""
     order = list(dict.fromkeys(order))
     pts = points[order]
-    crowded = np.linalg.norm(pts[:, None] - pts[None], axis=-1) < spacing
-    kept = np.zeros(len(order), dtype=bool)
-    for k, row in enumerate(crowded):
-        kept[k] = not (row & kept).any()
-    return np.array(order)[kept]
+    crowded = ((pts[:, None] - pts[None]) ** 2).sum(-1) < spacing * spacing
+    earlier: list[list[int]] = [[] for _ in order]  # crowding points of higher priority
+    for later, first in zip(*(axis.tolist() for axis in np.nonzero(np.tril(crowded, -1)))):
+        earlier[later].append(first)
+    kept = [False] * len(order)
+    for k, rivals in enumerate(earlier):
+        kept[k] = not any(kept[j] for j in rivals)
+    return np.array(order)[np.array(kept)]
 
 
 def _jaw_points(local: np.ndarray) -> np.ndarray:
@@ -128,8 +131,8 @@ def _jaw_points(local: np.ndarray) -> np.ndarray:
     return np.flatnonzero(below)
 
 
-def inverse_field(plan: MouthPlan, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Remap tables (map_x, map_y) for the box: output pixel -> where to read the source."""
+def inverse_field(plan: MouthPlan, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The remap table of the box, (h, w, 2) float32: output pixel -> where to read the source."""
     x0, y0, x1, y1 = box
     ring = _ring(box)
     spline = ThinPlateSpline(np.concatenate([plan.dst, ring]),
@@ -140,8 +143,9 @@ def inverse_field(plan: MouthPlan, box: tuple[int, int, int, int]) -> tuple[np.n
     grid = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
     field = spline(grid).reshape(len(gy), len(gx), 2).astype(np.float32)
     field = cv2.resize(field, (x1 - x0, y1 - y0), interpolation=cv2.INTER_CUBIC)
-    xs, ys = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
-    return xs + field[..., 0], ys + field[..., 1]
+    field[..., 0] += np.arange(x0, x1, dtype=np.float32)[None, :]
+    field[..., 1] += np.arange(y0, y1, dtype=np.float32)[:, None]
+    return field
 
 
 def _ring(box: tuple[int, int, int, int], per_side: int = 5) -> np.ndarray:
