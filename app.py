@@ -13,7 +13,7 @@ import gradio as gr
 import uvicorn
 from fastapi import FastAPI, Request
 
-from heygem_core.api import install_error_handlers, router
+from heygem_core.api import ProgressFastPath, install_error_handlers, router
 from heygem_core.auth import AuthMiddleware, Authenticator, parse_auth
 from heygem_core.config import Settings, get_settings
 from heygem_core.jobs.runtime import build_runtime
@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="HeyGem batch lip-sync", version="0.3.0", lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(router)
+    app.add_middleware(ProgressFastPath)  # added before auth: auth wraps it
     authenticator = Authenticator(parse_auth(settings.auth))
     app.state.authenticator = authenticator
     if authenticator.enabled:

@@ -15,8 +15,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, UploadFile, WebSocket
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect
 
@@ -32,7 +33,8 @@ from heygem_core.metrics import system_metrics
 logger = logging.getLogger(__name__)
 
 STREAM_POLL_S = 0.2  # how often a stream looks for a change (one event per change)
-KEEPALIVE_S = 15.0  # an SSE comment this often keeps proxies from closing an idle stream
+KEEPALIVE_S = 15.0
+PROGRESS_PATH = "/api/progress"  # an SSE comment this often keeps proxies from closing an idle stream
 STATUS_OF = {ErrorCode.NOT_FOUND: 404, ErrorCode.BATCH_INVALID: 400, ErrorCode.FILE_TOO_LARGE: 413,
              ErrorCode.ENGINE_UNAVAILABLE: 400}
 
@@ -116,15 +118,67 @@ def start_batch(runtime: RuntimeDep, owner: OwnerDep,
     return JSONResponse({"batch_id": batch_id, "created": created}, status_code=201 if created else 200)
 
 
-@router.get("/api/progress")
-async def current_progress(runtime: RuntimeDep, owner: OwnerDep) -> dict:
+@router.get(PROGRESS_PATH)
+async def current_progress(runtime: RuntimeDep, owner: OwnerDep) -> Response:
     """The active batch, else the most recent one; an idle snapshot when there is none."""
-    return runtime.service.live_snapshot(None, owner, output_url) or _idle_snapshot()
+    body = runtime.service.live_snapshot_json(None, owner, output_url)
+    return _json(body if body is not None else _idle_json())
 
 
-@router.get("/api/progress/{batch_id}")
-async def batch_progress(batch_id: str, runtime: RuntimeDep, owner: OwnerDep) -> dict:
-    return runtime.service.live_snapshot(batch_id, owner, output_url)
+@router.get(PROGRESS_PATH + "/{batch_id}")
+async def batch_progress(batch_id: str, runtime: RuntimeDep, owner: OwnerDep) -> Response:
+    return _json(runtime.service.live_snapshot_json(batch_id, owner, output_url))
+
+
+def _json(body: bytes | None) -> Response:
+    """Bytes that are already JSON (the polling routes: encoded once per change, not per request)."""
+    return Response(content=body, media_type="application/json")
+
+
+def _idle_json() -> bytes:
+    return json.dumps(_idle_snapshot(), separators=(",", ":")).encode()
+
+
+class ProgressFastPath:
+    """ASGI middleware that answers `GET /api/progress` and `GET /api/progress/{batch_id}` from
+    the service's cached JSON, skipping routing and dependency injection: under polling load
+    those cost several times what the answer itself does. Only a successful answer is given
+    here; anything else (an unknown batch, the store down) falls through to the routes above,
+    which answer it the usual way. Sits inside the auth middleware, so the user is known."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = _fast_progress(scope) if scope["type"] == "http" and scope["method"] == "GET" else None
+        if body is None:
+            await self.app(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _fast_progress(scope: Scope) -> bytes | None:
+    path: str = scope["path"]
+    if path == PROGRESS_PATH:
+        batch_id = None
+    elif path.startswith(PROGRESS_PATH + "/") and "/" not in path[len(PROGRESS_PATH) + 1:]:
+        batch_id = path[len(PROGRESS_PATH) + 1:]
+    else:
+        return None
+    runtime: Runtime | None = getattr(scope["app"].state, "runtime", None)
+    if runtime is None:
+        return None
+    owner = scope.get("state", {}).get("user")
+    try:
+        body = runtime.service.live_snapshot_json(batch_id, owner, output_url)
+    except Exception:  # noqa: BLE001 - the route gives the error its proper answer
+        return None
+    if body is None:
+        return _idle_json() if batch_id is None else None
+    return body
 
 
 @router.get("/api/progress/{batch_id}/stream")

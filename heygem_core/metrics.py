@@ -9,10 +9,11 @@ it is missing, or there is no NVIDIA driver, the GPU list is empty and nothing r
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from types import ModuleType
 
 import psutil
@@ -47,6 +48,7 @@ class _Sample:
     cpu_percent: float
     memory_percent: float
     gpus: tuple[GpuStats, ...]
+    encoded: bytes = b""  # system_metrics() of this sample as UTF-8 JSON
 
 
 @dataclass
@@ -69,7 +71,15 @@ def system_metrics() -> dict:
     CPU is the use since the previous sample (psutil's non-blocking form), so the very first
     call in a process reads 0.0. Each call returns fresh dicts: callers may change them.
     """
-    sample = _current_sample()
+    return _as_dict(_current_sample())
+
+
+def system_metrics_json() -> bytes:
+    """`system_metrics()` as UTF-8 JSON, encoded once per sample (for the hot polling path)."""
+    return _current_sample().encoded
+
+
+def _as_dict(sample: _Sample) -> dict:
     return {
         "cpu_percent": sample.cpu_percent,
         "memory_percent": sample.memory_percent,
@@ -104,12 +114,13 @@ def _current_sample() -> _Sample:
 
 
 def _take_sample(state: _State, now: float) -> _Sample:
-    return _Sample(
+    sample = _Sample(
         taken_at=now,
         cpu_percent=float(psutil.cpu_percent(interval=None)),
         memory_percent=float(psutil.virtual_memory().percent),
         gpus=tuple(_read_gpus(state)),
     )
+    return replace(sample, encoded=json.dumps(_as_dict(sample), separators=(",", ":")).encode())
 
 
 def _read_gpus(state: _State) -> list[GpuStats]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -91,6 +92,7 @@ def test_two_fake_gpus_are_reported_in_mb_with_str_names(monkeypatch: pytest.Mon
          "memory_used_mb": 5120, "memory_total_mb": 23028},
     ]
     assert gpu_stats()[0] == GpuStats(0, "NVIDIA H100 80GB HBM3", 93, 5120, 81559)
+    assert json.loads(metrics.system_metrics_json()) == system_metrics()  # the same sample
 
 
 def test_nvml_is_initialised_once(monkeypatch: pytest.MonkeyPatch, no_cache: None) -> None:

@@ -143,6 +143,11 @@ def test_current_progress_history_and_zip(server, corrupt_batch):
     batch_id, _, _ = corrupt_batch
     current = httpx.get(f"{server.url}/api/progress", timeout=10).json()
     assert current["batch_id"] is not None
+    one = httpx.get(f"{server.url}/api/progress/{batch_id}", timeout=10)
+    assert one.headers["content-type"] == "application/json"
+    snap = one.json()
+    assert set(snap["system"]) == {"cpu_percent", "memory_percent", "gpus"}
+    assert snap["batch_id"] == batch_id and snap["processed_count"] == snap["total_count"] == 4
     history = httpx.get(f"{server.url}/api/batches", timeout=10).json()
     assert batch_id in [b["batch_id"] for b in history]
     response = httpx.get(f"{server.url}/api/batches/{batch_id}/download", timeout=60)
