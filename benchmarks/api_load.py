@@ -21,10 +21,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import json
 import logging
 import math
 import os
 import random
+import resource
 import shutil
 import socket
 import subprocess
@@ -198,7 +200,7 @@ class CpuMeter:
 
     def start(self) -> CpuMeter:
         """Take the starting readings."""
-        self.t0, self.own0 = time.monotonic(), time.process_time()
+        self.t0, self.own0 = time.monotonic(), _own_cpu()
         self.machine0, self.others0, self.api0 = machine_busy_s(), self._others(), self._api()
         return self
 
@@ -207,7 +209,7 @@ class CpuMeter:
         others_now = self._others()
         others = sum(cpu - self.others0.get(pid, 0.0) for pid, cpu in others_now.items())
         return CpuUse(time.monotonic() - self.t0, machine_busy_s() - self.machine0,
-                      time.process_time() - self.own0, max(others, 0.0), self._api() - self.api0)
+                      _own_cpu() - self.own0, max(others, 0.0), self._api() - self.api0)
 
     def _api(self) -> float:
         """CPU seconds so far of the server's own process, without its children."""
@@ -231,6 +233,13 @@ class CpuMeter:
             if proc.pid not in skip and times is not None:
                 found[proc.pid] = times.user + times.system
         return found
+
+
+def _own_cpu() -> float:
+    """CPU seconds of this process and its finished children (wrk; the server is waited for
+    only at the very end)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def machine_busy_s() -> float:
@@ -475,7 +484,8 @@ async def one_request(pool: Pool, kind: str, rec: Recorder, timeout_s: float) ->
     status: int | None = None
     error: str | None = None
     try:
-        status = await asyncio.wait_for(pool.get("/api/progress"), timeout_s)
+        async with asyncio.timeout(timeout_s):  # no extra task per request, unlike wait_for
+            status = await pool.get("/api/progress")
         if status != 200:
             error = f"HTTP {status}"
     except asyncio.TimeoutError:
@@ -526,7 +536,7 @@ async def burster(pool: Pool, rec: Recorder, cfg: LoadConfig, start: float,
 class LoadResult:
     """What the loaded run measured."""
 
-    samples: list[Sample]
+    rows: list[LatencyRow]              # polling, bursts, all
     window_s: float                     # how long the load ran
     burst_spans: list[tuple[float, float]]
     refused: int
@@ -534,41 +544,198 @@ class LoadResult:
     ended_unix: float
     cpu: CpuUse                         # during the load
     renders: list[RenderResult]         # the loaded renders, one after another
+    error_kinds: Counter[str]           # what went wrong, how often
 
 
 async def run_load(server: Server, cfg: LoadConfig, inputs: Inputs, render_s: float) -> LoadResult:
     """Start the pollers and bursts, render the loaded clip one batch after another while the
     load lasts (each expected to take about `render_s`), and stop the load after cfg.seconds."""
     loop = asyncio.get_running_loop()
-    rec = Recorder(cfg.max_requests)
-    spans: list[tuple[float, float]] = []
     meter = CpuMeter(server).start()
     unix0 = time.time()
     start = loop.time()
-    stop_at = start + cfg.seconds
-    polling_pool = make_pool(cfg, server, cfg.clients)
-    burst_pool = make_pool(cfg, server, max(cfg.burst_rps, 1))
+    traffic = WrkTraffic(server, cfg) if cfg.client == "wrk" else PythonTraffic(server, cfg)
     renders: list[RenderResult] = []
     try:
-        load = [asyncio.create_task(poller(polling_pool, rec, cfg, start, stop_at))
-                for _ in range(cfg.clients)]
-        load.append(asyncio.create_task(burster(burst_pool, rec, cfg, start, stop_at, spans)))
+        traffic.start(start)
         log.info("load running (%s client): %d pollers, bursts of %d every %.0f s, for %.0f s",
                  cfg.client, cfg.clients, cfg.burst_rps, BURST_EVERY_S, cfg.seconds)
         await asyncio.sleep(SUBMIT_AFTER_S)
-        while not renders or loop.time() + LOADED_MARGIN * render_s < stop_at:
+        while not renders or loop.time() + LOADED_MARGIN * render_s < start + cfg.seconds:
             batch_id = await asyncio.to_thread(submit, server, inputs.speech, inputs.clip_loaded)
             renders.append(render_result(await watch_batch(server, batch_id)))
             log.info("loaded render %d: %.1f fps", len(renders), renders[-1].fps)
-        # bounded: pollers stop at stop_at and every request ends within cfg.timeout_s
-        await asyncio.wait_for(asyncio.gather(*load), cfg.seconds + cfg.timeout_s + 30)
-        result = LoadResult(rec.samples, loop.time() - start, spans, rec.refused, unix0, time.time(),
-                            meter.stop(), renders)
+        rows = await traffic.finish()
+        result = LoadResult(rows, loop.time() - start, traffic.spans, traffic.refused, unix0,
+                            time.time(), meter.stop(), renders, traffic.error_kinds())
     finally:
-        await polling_pool.aclose()
-        await burst_pool.aclose()
-    log.info("load finished: %d requests in %.1f s", len(rec.samples), result.window_s)
+        await traffic.aclose()
+    log.info("load finished: %d requests in %.1f s", rows[-1].requests, result.window_s)
     return result
+
+
+class PythonTraffic:
+    """The pollers and bursts as asyncio tasks in this process (--client raw or httpx)."""
+
+    def __init__(self, server: Server, cfg: LoadConfig) -> None:
+        self.cfg = cfg
+        self.rec = Recorder(cfg.max_requests)
+        self.spans: list[tuple[float, float]] = []
+        self.polling_pool = make_pool(cfg, server, cfg.clients)
+        self.burst_pool = make_pool(cfg, server, max(cfg.burst_rps, 1))
+        self.tasks: list[asyncio.Task[None]] = []
+        self.started = 0.0
+
+    @property
+    def refused(self) -> int:
+        return self.rec.refused
+
+    def start(self, start: float) -> None:
+        self.started = start
+        cfg, stop_at = self.cfg, start + self.cfg.seconds
+        self.tasks = [asyncio.create_task(poller(self.polling_pool, self.rec, cfg, start, stop_at))
+                      for _ in range(cfg.clients)]
+        self.tasks.append(asyncio.create_task(
+            burster(self.burst_pool, self.rec, cfg, start, stop_at, self.spans)))
+
+    async def finish(self) -> list[LatencyRow]:
+        """Wait for the load to end (bounded: pollers stop at the end, every request ends within
+        cfg.timeout_s); latency rows for polling, bursts and all."""
+        await asyncio.wait_for(asyncio.gather(*self.tasks), self.cfg.seconds + self.cfg.timeout_s + 30)
+        window = asyncio.get_running_loop().time() - self.started
+        samples = self.rec.samples
+        polling = [s for s in samples if s.kind == "polling"]
+        bursts = [s for s in samples if s.kind == "burst"]
+        return [latency_row(polling_label(self.cfg), polling, window),
+                latency_row(burst_label(self.cfg), bursts, burst_seconds(bursts)),
+                latency_row("all", samples, window)]
+
+    def error_kinds(self) -> Counter[str]:
+        return Counter(s.error for s in self.rec.samples if s.error)
+
+    async def aclose(self) -> None:
+        await self.polling_pool.aclose()
+        await self.burst_pool.aclose()
+
+
+WRK_REPORT = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('{"requests": %d, "errors": %d, "p50": %.3f, "p95": %.3f, "p99": %.3f, '
+    .. '"max": %.3f, "seconds": %.3f}\\n', summary.requests,
+    e.connect + e.read + e.write + e.status + e.timeout, latency:percentile(50) / 1000,
+    latency:percentile(95) / 1000, latency:percentile(99) / 1000, latency.max / 1000,
+    summary.duration / 1e6))
+end
+"""
+WRK_POLLING = """
+local calls = 0
+function delay()  -- each connection polls once a second; the first polls spread over a second
+  calls = calls + 1
+  if calls <= CLIENTS then return math.random(0, 999) end
+  return 1000
+end
+"""
+WRK_BURST = """
+function delay() return 1000 * CONNECTIONS / RATE end
+"""
+WRK_BURST_CONNECTIONS = 10  # connections one burst is sent on, each at burst_rps / 10 a second
+
+
+class WrkTraffic:
+    """The pollers and bursts sent by wrk (a C load generator; --client wrk): one wrk process
+    with `clients` connections, each polling once a second, for the whole load, and one wrk
+    per burst. Its CPU per request is a small fraction of any Python client's, so on a small
+    machine the render's slowdown is mostly the server's doing. wrk reports percentiles per
+    process, so the bursts' p99 is the worst burst's and the "all" row is an upper bound."""
+
+    def __init__(self, server: Server, cfg: LoadConfig) -> None:
+        self.server, self.cfg = server, cfg
+        self.folder = Path(tempfile.mkdtemp(prefix="heygem-wrk-"))
+        self.spans: list[tuple[float, float]] = []
+        self.refused = 0
+        self.polling: asyncio.Task[dict] | None = None
+        self.bursts: asyncio.Task[list[dict]] | None = None
+
+    def _script(self, name: str, text: str) -> Path:
+        path = self.folder / name
+        path.write_text(text + WRK_REPORT)
+        return path
+
+    async def _wrk(self, connections: int, seconds: float, script: Path) -> dict:
+        """Run wrk once against /api/progress; its report (latencies in ms)."""
+        proc = await asyncio.create_subprocess_exec(
+            "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+            f"--timeout={max(1, round(self.cfg.timeout_s))}s", "-s", str(script),
+            f"{self.server.url}/api/progress",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        out, _ = await asyncio.wait_for(proc.communicate(), seconds + self.cfg.timeout_s + 30)
+        lines = [ln for ln in out.decode(errors="replace").splitlines() if ln.startswith("{")]
+        if proc.returncode != 0 or not lines:
+            raise RuntimeError(f"wrk failed ({proc.returncode}): {out.decode(errors='replace')[-800:]}")
+        return json.loads(lines[-1])
+
+    def start(self, start: float) -> None:
+        cfg = self.cfg
+        polling = self._script("polling.lua", WRK_POLLING.replace("CLIENTS", str(cfg.clients)))
+        self.polling = asyncio.create_task(self._wrk(cfg.clients, cfg.seconds, polling))
+        self.bursts = asyncio.create_task(self._burst_loop(start))
+
+    async def _burst_loop(self, start: float) -> list[dict]:
+        loop = asyncio.get_running_loop()
+        connections = min(WRK_BURST_CONNECTIONS, max(self.cfg.burst_rps, 1))
+        script = self._script("burst.lua", WRK_BURST.replace("CONNECTIONS", str(connections))
+                              .replace("RATE", str(max(self.cfg.burst_rps, 1))))
+        reports, t = [], start + FIRST_BURST_S
+        while t + 1.0 <= start + self.cfg.seconds and self.cfg.burst_rps > 0:
+            await asyncio.sleep(max(0.0, t - loop.time()))
+            began = loop.time()
+            reports.append(await self._wrk(connections, 1.0, script))
+            self.spans.append((began, loop.time()))
+            t += BURST_EVERY_S
+        return reports
+
+    async def finish(self) -> list[LatencyRow]:
+        """Wait for wrk; latency rows for polling, bursts (the worst burst's percentiles) and
+        all (each percentile the larger of the two: an upper bound)."""
+        assert self.polling is not None and self.bursts is not None
+        polling, bursts = await self.polling, await self.bursts
+        rows = [_wrk_row(polling_label(self.cfg), [polling], polling["seconds"])]
+        if bursts:
+            rows.append(_wrk_row(burst_label(self.cfg), bursts, sum(b["seconds"] for b in bursts)))
+        every = [polling, *bursts]
+        rows.append(_wrk_row("all (upper bound)", every, polling["seconds"]))
+        return rows
+
+    def error_kinds(self) -> Counter[str]:
+        reports = [self.polling.result()] if self.polling and self.polling.done() else []
+        reports += self.bursts.result() if self.bursts and self.bursts.done() else []
+        failed = sum(r["errors"] for r in reports)
+        return Counter({"wrk: connect, read, write, non-2xx or timeout": failed} if failed else {})
+
+    async def aclose(self) -> None:
+        for task in (self.polling, self.bursts):
+            if task is not None and not task.done():
+                task.cancel()
+                with suppress(asyncio.CancelledError, Exception):
+                    await task
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _wrk_row(label: str, reports: list[dict], seconds: float) -> LatencyRow:
+    requests = sum(r["requests"] for r in reports)
+    return LatencyRow(label, requests, sum(r["errors"] for r in reports),
+                      max(r["p50"] for r in reports), max(r["p95"] for r in reports),
+                      max(r["p99"] for r in reports), max(r["max"] for r in reports),
+                      requests / seconds if seconds > 0 else math.nan)
+
+
+def polling_label(cfg: LoadConfig) -> str:
+    return f"polling ({cfg.clients} clients, 1/s each)"
+
+
+def burst_label(cfg: LoadConfig) -> str:
+    return f"bursts ({cfg.burst_rps} req within 1 s, every {BURST_EVERY_S:.0f} s)"
 
 
 # --------------------------------------------------------------------------- report
@@ -644,12 +811,7 @@ def mean_fps(renders: list[RenderResult]) -> float:
 def format_report(cfg: LoadConfig, before: list[tuple[RenderResult, CpuUse]],
                   after: list[tuple[RenderResult, CpuUse]], load: LoadResult) -> str:
     """The Markdown tables (and notes) printed at the end."""
-    polling = [s for s in load.samples if s.kind == "polling"]
-    bursts = [s for s in load.samples if s.kind == "burst"]
-    rows = [latency_row(f"polling ({cfg.clients} clients, 1/s each)", polling, load.window_s),
-            latency_row(f"bursts ({cfg.burst_rps} req within 1 s, every {BURST_EVERY_S:.0f} s)",
-                        bursts, burst_seconds(bursts)),
-            latency_row("all", load.samples, load.window_s)]
+    rows = load.rows
     idle = [r for r, _ in before + after]
     idle_fps, loaded_fps = mean_fps(idle), mean_fps(load.renders)
     slowdown = (idle_fps - loaded_fps) / idle_fps * 100.0
@@ -709,7 +871,7 @@ def notes(cfg: LoadConfig, load: LoadResult, overlap: float) -> list[str]:
     if spans:
         out.append(f"- Sending one burst took {min(spans):.2f}-{max(spans):.2f} s (planned: 1 s).")
     out.append(f"- The load covered at least {overlap * 100:.0f} % of each loaded render.")
-    errors = Counter(s.error for s in load.samples if s.error)
+    errors = load.error_kinds
     if errors:
         out.append("- Errors: " + ", ".join(f"{kind} x{n}" for kind, n in errors.most_common()) + ".")
     if load.refused:
@@ -728,8 +890,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=30.0, help="how long the load runs")
     parser.add_argument("--port", type=int, default=None, help="server port (default: a free one)")
     parser.add_argument("--timeout", type=float, default=10.0, help="per-request deadline, s (whole request)")
-    parser.add_argument("--client", choices=("raw", "httpx"), default="raw",
-                        help="raw: a minimal keep-alive HTTP/1.1 client (cheap on CPU); "
+    parser.add_argument("--client", choices=("wrk", "raw", "httpx"),
+                        default="wrk" if shutil.which("wrk") else "raw",
+                        help="wrk: the wrk load generator (default where installed; cheapest on CPU); "
+                             "raw: a minimal keep-alive HTTP/1.1 client in Python; "
                              "httpx: one httpx.AsyncClient per kind of traffic")
     parser.add_argument("--max-requests", type=int, default=100_000, help="cap on requests sent")
     args = parser.parse_args(argv)
