@@ -17,8 +17,8 @@ from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
-from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
 from heygem_core.engines import engine_statuses
@@ -33,8 +33,8 @@ from heygem_core.metrics import system_metrics
 logger = logging.getLogger(__name__)
 
 STREAM_POLL_S = 0.2  # how often a stream looks for a change (one event per change)
-KEEPALIVE_S = 15.0
-PROGRESS_PATH = "/api/progress"  # an SSE comment this often keeps proxies from closing an idle stream
+KEEPALIVE_S = 15.0  # an SSE comment this often keeps proxies from closing an idle stream
+PROGRESS_PATH = "/api/progress"
 STATUS_OF = {ErrorCode.NOT_FOUND: 404, ErrorCode.BATCH_INVALID: 400, ErrorCode.FILE_TOO_LARGE: 413,
              ErrorCode.ENGINE_UNAVAILABLE: 400}
 

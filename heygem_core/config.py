@@ -11,7 +11,7 @@ DEFAULT_WORKSPACE = Path("/root/workspace")
 LOG_FILE_NAME = "运行实时日志.log"
 # On top of `veryfast`: diamond motion search, the quickest sub-pixel refinement and intra-only
 # partition analysis. On a real 720x1280 talking clip at CRF 18 that halved the encoder's CPU
-# (12 vs 23 ms a frame) for a 6 % larger file and PSNR 47.6 instead of 47.8 dB.
+# (about 13 vs 23 ms a frame) for a 6 % larger file and PSNR 47.6 instead of 47.8 dB.
 X264_PARAMS = "me=dia:subme=1:partitions=i8x8,i4x4"
 # One decoder thread costs ~20 % less CPU than several and still decodes 720p at ~250 fps: on a
 # small machine that CPU is better spent rendering; on a big one let ffmpeg choose (0).
