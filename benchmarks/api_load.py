@@ -1,15 +1,17 @@
 """Load benchmark for the batch API: progress polling and bursts while a batch renders.
 
-Starts ``python app.py`` on 127.0.0.1 with a throw-away workspace, renders one 20 s 640x360
-presenter clip twice with no API traffic (idle), then the same clip again and again, one batch
-after another, while ``--clients`` asyncio clients poll ``GET /api/progress`` once a second and,
-every 5 s, ``--burst-rps`` more requests go out within one second (loaded), then twice more idle
-(render speed on a shared machine drifts: several runs on both sides of the load show how much). Prints Markdown tables: request latency (polling, bursts, all) and the
-achieved request rate, the render's fps idle and loaded, where the CPU went, and the targets of
-issue 3 (p99 under 20 ms; render slowed by under 5 %). Progress goes to the log (stderr).
+Starts ``python app.py`` on 127.0.0.1 with a throw-away workspace and renders a 20 s 640x360
+presenter clip in ``--rounds`` rounds: each round renders it once with no API traffic (idle), then
+once more while ``--clients`` clients poll ``GET /api/progress`` once a second and, every 5 s,
+``--burst-rps`` more requests go out within one second (loaded). One render's speed on a shared
+machine varies by several percent, so the rounds pair each loaded render with an idle one made
+just before it, and the slowdown is over all rounds. Prints Markdown tables: request latency
+(polling, bursts, all) and the achieved request rate, each round's fps idle and loaded, where the
+CPU went, and the targets of issue 3 (p99 under 20 ms; render slowed by under 5 %). Progress goes
+to the log (stderr).
 
-    .venv/bin/python benchmarks/api_load.py [--clients 200] [--burst-rps 500] [--seconds 30]
-                                            [--port P] [--client raw|httpx]
+    .venv/bin/python benchmarks/api_load.py [--clients 200] [--burst-rps 500] [--rounds 10]
+                                            [--port P] [--client wrk|raw|httpx]
 
 Everything is bounded: each request has a deadline, the number of requests is capped, every wait
 has a deadline, and traffic goes only to 127.0.0.1. The load generator runs on the same machine
@@ -29,6 +31,7 @@ import random
 import resource
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,7 +39,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import date
 from pathlib import Path
 from types import ModuleType
@@ -51,9 +54,8 @@ CLIP_SIZE = (640, 360)
 WARMUP_SECONDS = 2.0  # a short untimed render first, so neither timed run pays for model loading
 BURST_EVERY_S = 5.0
 FIRST_BURST_S = 2.5  # offset of the first burst from the start of the load
-SUBMIT_AFTER_S = 1.0  # the first loaded batch is submitted once the pollers are running
-LOADED_MARGIN = 1.5  # another loaded render starts only if 1.5x an idle render's time is left
-IDLE_RUNS = 2  # idle renders before the load, and again after it
+SUBMIT_AFTER_S = 1.0  # a batch is submitted this long after its round's idle or loaded part begins
+LOADED_MARGIN = 1.5  # the load of a round lasts 1 s + 1.5x the round's idle render
 SERVER_START_S = 90.0
 RENDER_DEADLINE_S = 900.0
 WATCH_EVERY_S = 0.5  # how often the benchmark itself looks at the batch (not counted as load)
@@ -81,8 +83,7 @@ class Inputs:
     """The files the benchmark uploads."""
 
     clip: Path          # 640x360, 20 s presenter clip (warm-up and idle run before the load)
-    clip_loaded: Path   # the same frames, different bytes and name (loaded run: not a duplicate)
-    clip_after: Path    # again (the idle run after the load)
+    clip_loaded: Path   # the same frames, different bytes and name (loaded runs: not a duplicate)
     speech: Path        # speech looped to 20 s
     speech_warmup: Path  # the first 2 s of it (warm-up render)
 
@@ -92,17 +93,16 @@ def make_inputs(workdir: Path) -> Inputs:
     samples = load_make_samples()
     width, height = CLIP_SIZE
     clip = samples.make_presenter_clip(workdir / "presenter_idle.mp4", width, height, CLIP_SECONDS)
-    copies = [workdir / "presenter_loaded.mp4", workdir / "presenter_idle_after.mp4"]
-    for copy in copies:  # same frames, other bytes: a new batch, never a duplicate
-        samples.run_ffmpeg(["-i", str(clip), "-map", "0", "-c", "copy",
-                            "-metadata", f"comment=api_load {copy.stem}", str(copy)])
+    loaded = workdir / "presenter_loaded.mp4"  # same frames, other bytes: never a duplicate
+    samples.run_ffmpeg(["-i", str(clip), "-map", "0", "-c", "copy",
+                        "-metadata", f"comment=api_load {loaded.stem}", str(loaded)])
     once = samples.make_speech(workdir / "speech_once.wav", samples.EN_TEXT)
     speech = workdir / "speech_20s.wav"
     samples.run_ffmpeg(["-stream_loop", "-1", "-i", str(once), "-t", f"{CLIP_SECONDS:.3f}",
                         "-ac", "1", str(speech)])
     warmup = workdir / "speech_warmup.wav"
     samples.run_ffmpeg(["-i", str(speech), "-t", f"{WARMUP_SECONDS:.3f}", str(warmup)])
-    return Inputs(clip, copies[0], copies[1], speech, warmup)
+    return Inputs(clip, loaded, speech, warmup)
 
 
 # --------------------------------------------------------------------------- server
@@ -304,8 +304,11 @@ async def watch_batch(server: Server, batch_id: str, deadline_s: float = RENDER_
 
 
 def render_once(server: Server, audio: Path, video: Path, label: str) -> tuple[RenderResult, CpuUse]:
-    """Submit a one-video batch, wait for it with no other traffic; its render figures and CPU."""
+    """Submit a one-video batch, wait for it with no other traffic; its render figures and CPU.
+    Like a loaded render, it starts SUBMIT_AFTER_S after the call, so that both find the machine
+    equally settled after the render before them (its output still being written back, say)."""
     meter = CpuMeter(server).start()
+    time.sleep(SUBMIT_AFTER_S)
     batch_id = submit(server, audio, video)
     result = render_result(asyncio.run(watch_batch(server, batch_id)))
     log.info("%s render: %d frames in %.2f s = %.1f fps", label, result.frames, result.seconds, result.fps)
@@ -354,10 +357,10 @@ class LoadConfig:
 
     clients: int
     burst_rps: int
-    seconds: float
+    seconds: float  # how long the load of one round lasts
     timeout_s: float
-    max_requests: int
-    client: str  # "raw" or "httpx"
+    max_requests: int  # per round (Python clients)
+    client: str  # "wrk", "raw" or "httpx"
 
 
 class _RawConnection(asyncio.Protocol):
@@ -532,45 +535,51 @@ async def burster(pool: Pool, rec: Recorder, cfg: LoadConfig, start: float,
         await asyncio.gather(*tasks)
 
 
-@dataclass
-class LoadResult:
-    """What the loaded run measured."""
+@dataclass(frozen=True)
+class LoadRound:
+    """One loaded render and the traffic around it."""
 
-    rows: list[LatencyRow]              # polling, bursts, all
+    part: TrafficPart                   # what the traffic measured
     window_s: float                     # how long the load ran
-    burst_spans: list[tuple[float, float]]
-    refused: int
     started_unix: float
     ended_unix: float
     cpu: CpuUse                         # during the load
-    renders: list[RenderResult]         # the loaded renders, one after another
-    error_kinds: Counter[str]           # what went wrong, how often
+    render: RenderResult
 
 
-async def run_load(server: Server, cfg: LoadConfig, inputs: Inputs, render_s: float) -> LoadResult:
-    """Start the pollers and bursts, render the loaded clip one batch after another while the
-    load lasts (each expected to take about `render_s`), and stop the load after cfg.seconds."""
+@dataclass
+class TrafficPart:
+    """Raw results of one load window, merged across rounds by `latency_rows`."""
+
+    samples: list[Sample] = field(default_factory=list)   # Python clients: every request
+    polling: list[dict] = field(default_factory=list)     # wrk: one report for the pollers
+    bursts: list[dict] = field(default_factory=list)      # wrk: one report per burst
+    spans: list[tuple[float, float]] = field(default_factory=list)  # when each burst ran
+    refused: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+
+
+async def run_load(server: Server, cfg: LoadConfig, inputs: Inputs) -> LoadRound:
+    """Start the pollers and bursts, render the loaded clip once 1 s later, and stop the load
+    after cfg.seconds (the render is expected to end before; the report says how much of it the
+    load covered)."""
     loop = asyncio.get_running_loop()
     meter = CpuMeter(server).start()
     unix0 = time.time()
     start = loop.time()
     traffic = WrkTraffic(server, cfg) if cfg.client == "wrk" else PythonTraffic(server, cfg)
-    renders: list[RenderResult] = []
     try:
         traffic.start(start)
-        log.info("load running (%s client): %d pollers, bursts of %d every %.0f s, for %.0f s",
+        log.info("load running (%s client): %d pollers, bursts of %d every %.0f s, for %.1f s",
                  cfg.client, cfg.clients, cfg.burst_rps, BURST_EVERY_S, cfg.seconds)
         await asyncio.sleep(SUBMIT_AFTER_S)
-        while not renders or loop.time() + LOADED_MARGIN * render_s < start + cfg.seconds:
-            batch_id = await asyncio.to_thread(submit, server, inputs.speech, inputs.clip_loaded)
-            renders.append(render_result(await watch_batch(server, batch_id)))
-            log.info("loaded render %d: %.1f fps", len(renders), renders[-1].fps)
-        rows = await traffic.finish()
-        result = LoadResult(rows, loop.time() - start, traffic.spans, traffic.refused, unix0,
-                            time.time(), meter.stop(), renders, traffic.error_kinds())
+        batch_id = await asyncio.to_thread(submit, server, inputs.speech, inputs.clip_loaded)
+        render = render_result(await watch_batch(server, batch_id))
+        log.info("loaded render: %.1f fps", render.fps)
+        part = await traffic.finish()
+        result = LoadRound(part, loop.time() - start, unix0, time.time(), meter.stop(), render)
     finally:
         await traffic.aclose()
-    log.info("load finished: %d requests in %.1f s", rows[-1].requests, result.window_s)
     return result
 
 
@@ -584,34 +593,21 @@ class PythonTraffic:
         self.polling_pool = make_pool(cfg, server, cfg.clients)
         self.burst_pool = make_pool(cfg, server, max(cfg.burst_rps, 1))
         self.tasks: list[asyncio.Task[None]] = []
-        self.started = 0.0
-
-    @property
-    def refused(self) -> int:
-        return self.rec.refused
 
     def start(self, start: float) -> None:
-        self.started = start
         cfg, stop_at = self.cfg, start + self.cfg.seconds
         self.tasks = [asyncio.create_task(poller(self.polling_pool, self.rec, cfg, start, stop_at))
                       for _ in range(cfg.clients)]
         self.tasks.append(asyncio.create_task(
             burster(self.burst_pool, self.rec, cfg, start, stop_at, self.spans)))
 
-    async def finish(self) -> list[LatencyRow]:
+    async def finish(self) -> TrafficPart:
         """Wait for the load to end (bounded: pollers stop at the end, every request ends within
-        cfg.timeout_s); latency rows for polling, bursts and all."""
+        cfg.timeout_s)."""
         await asyncio.wait_for(asyncio.gather(*self.tasks), self.cfg.seconds + self.cfg.timeout_s + 30)
-        window = asyncio.get_running_loop().time() - self.started
         samples = self.rec.samples
-        polling = [s for s in samples if s.kind == "polling"]
-        bursts = [s for s in samples if s.kind == "burst"]
-        return [latency_row(polling_label(self.cfg), polling, window),
-                latency_row(burst_label(self.cfg), bursts, burst_seconds(bursts)),
-                latency_row("all", samples, window)]
-
-    def error_kinds(self) -> Counter[str]:
-        return Counter(s.error for s in self.rec.samples if s.error)
+        return TrafficPart(samples=samples, spans=self.spans, refused=self.rec.refused,
+                           errors=Counter(s.error for s in samples if s.error))
 
     async def aclose(self) -> None:
         await self.polling_pool.aclose()
@@ -621,11 +617,14 @@ class PythonTraffic:
 WRK_REPORT = """
 done = function(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format('{"requests": %d, "errors": %d, "p50": %.3f, "p95": %.3f, "p99": %.3f, '
-    .. '"max": %.3f, "seconds": %.3f}\\n', summary.requests,
-    e.connect + e.read + e.write + e.status + e.timeout, latency:percentile(50) / 1000,
-    latency:percentile(95) / 1000, latency:percentile(99) / 1000, latency.max / 1000,
-    summary.duration / 1e6))
+  local hist = {}
+  for i = 1, #latency do  -- every distinct latency (microseconds) and how often it was seen
+    local value, count = latency(i)
+    hist[#hist + 1] = string.format('[%d,%d]', value, count)
+  end
+  io.write(string.format('{"requests": %d, "errors": %d, "seconds": %.3f, "hist": [%s]}\\n',
+    summary.requests, e.connect + e.read + e.write + e.status + e.timeout, summary.duration / 1e6,
+    table.concat(hist, ',')))
 end
 """
 WRK_POLLING = """
@@ -646,14 +645,13 @@ class WrkTraffic:
     """The pollers and bursts sent by wrk (a C load generator; --client wrk): one wrk process
     with `clients` connections, each polling once a second, for the whole load, and one wrk
     per burst. Its CPU per request is a small fraction of any Python client's, so on a small
-    machine the render's slowdown is mostly the server's doing. wrk reports percentiles per
-    process, so the bursts' p99 is the worst burst's and the "all" row is an upper bound."""
+    machine the render's slowdown is mostly the server's doing. Each wrk reports its latency
+    histogram, and the rows merge them."""
 
     def __init__(self, server: Server, cfg: LoadConfig) -> None:
         self.server, self.cfg = server, cfg
         self.folder = Path(tempfile.mkdtemp(prefix="heygem-wrk-"))
         self.spans: list[tuple[float, float]] = []
-        self.refused = 0
         self.polling: asyncio.Task[dict] | None = None
         self.bursts: asyncio.Task[list[dict]] | None = None
 
@@ -695,23 +693,13 @@ class WrkTraffic:
             t += BURST_EVERY_S
         return reports
 
-    async def finish(self) -> list[LatencyRow]:
-        """Wait for wrk; latency rows for polling, bursts (the worst burst's percentiles) and
-        all (each percentile the larger of the two: an upper bound)."""
+    async def finish(self) -> TrafficPart:
+        """Wait for wrk; its reports."""
         assert self.polling is not None and self.bursts is not None
         polling, bursts = await self.polling, await self.bursts
-        rows = [_wrk_row(polling_label(self.cfg), [polling], polling["seconds"])]
-        if bursts:
-            rows.append(_wrk_row(burst_label(self.cfg), bursts, sum(b["seconds"] for b in bursts)))
-        every = [polling, *bursts]
-        rows.append(_wrk_row("all (upper bound)", every, polling["seconds"]))
-        return rows
-
-    def error_kinds(self) -> Counter[str]:
-        reports = [self.polling.result()] if self.polling and self.polling.done() else []
-        reports += self.bursts.result() if self.bursts and self.bursts.done() else []
-        failed = sum(r["errors"] for r in reports)
-        return Counter({"wrk: connect, read, write, non-2xx or timeout": failed} if failed else {})
+        failed = sum(r["errors"] for r in [polling, *bursts])
+        return TrafficPart(polling=[polling], bursts=bursts, spans=self.spans, errors=Counter(
+            {"wrk: connect, read, write, non-2xx or timeout": failed} if failed else {}))
 
     async def aclose(self) -> None:
         for task in (self.polling, self.bursts):
@@ -723,10 +711,27 @@ class WrkTraffic:
 
 
 def _wrk_row(label: str, reports: list[dict], seconds: float) -> LatencyRow:
+    """One row from wrk reports, their latency histograms merged (so exact percentiles)."""
+    counts: Counter[int] = Counter()
+    for report in reports:
+        for value_us, count in report["hist"]:
+            counts[value_us] += count
+    values = sorted(counts)
+    total = sum(counts.values())
+
+    def rank(q: float) -> float:  # nearest-rank percentile, ms
+        if not total:
+            return math.nan
+        need, seen = max(1, math.ceil(total * q / 100)), 0
+        for value in values:
+            seen += counts[value]
+            if seen >= need:
+                return value / 1000
+        return values[-1] / 1000
+
     requests = sum(r["requests"] for r in reports)
-    return LatencyRow(label, requests, sum(r["errors"] for r in reports),
-                      max(r["p50"] for r in reports), max(r["p95"] for r in reports),
-                      max(r["p99"] for r in reports), max(r["max"] for r in reports),
+    return LatencyRow(label, requests, sum(r["errors"] for r in reports), rank(50), rank(95),
+                      rank(99), values[-1] / 1000 if values else math.nan,
                       requests / seconds if seconds > 0 else math.nan)
 
 
@@ -786,8 +791,28 @@ def burst_seconds(samples: list[Sample]) -> float:
     return total
 
 
-def overlap_fraction(render: RenderResult, load: LoadResult) -> float:
-    """Share of a loaded render's time during which the load was running."""
+def latency_rows(cfg: LoadConfig, rounds: list[LoadRound]) -> list[LatencyRow]:
+    """Polling, bursts and all, over every round's traffic."""
+    parts = [r.part for r in rounds]
+    window = sum(r.window_s for r in rounds)
+    polling = [rep for p in parts for rep in p.polling]
+    if polling:  # wrk: histograms per report, merged
+        bursts = [rep for p in parts for rep in p.bursts]
+        rows = [_wrk_row(polling_label(cfg), polling, sum(r["seconds"] for r in polling))]
+        if bursts:
+            rows.append(_wrk_row(burst_label(cfg), bursts, sum(b["seconds"] for b in bursts)))
+        return rows + [_wrk_row("all", polling + bursts,
+                                sum(r["seconds"] for r in polling))]
+    samples = [x for p in parts for x in p.samples]
+    bursting = [x for x in samples if x.kind == "burst"]
+    return [latency_row(polling_label(cfg), [x for x in samples if x.kind == "polling"], window),
+            latency_row(burst_label(cfg), bursting, burst_seconds(bursting)),
+            latency_row("all", samples, window)]
+
+
+def overlap_fraction(load: LoadRound) -> float:
+    """Share of the loaded render's time during which the load was running."""
+    render = load.render
     lo = max(render.finished_at - render.seconds, load.started_unix)
     hi = min(render.finished_at, load.ended_unix)
     return max(0.0, hi - lo) / render.seconds if render.seconds > 0 else 0.0
@@ -798,26 +823,25 @@ def met(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
-def mean_seconds(runs: list[tuple[RenderResult, CpuUse]]) -> float:
-    """How long an idle render took, on average."""
-    return sum(r.seconds for r, _ in runs) / len(runs)
-
-
 def mean_fps(renders: list[RenderResult]) -> float:
     """Frames over seconds, all renders together."""
     return sum(r.frames for r in renders) / sum(r.seconds for r in renders)
 
 
-def format_report(cfg: LoadConfig, before: list[tuple[RenderResult, CpuUse]],
-                  after: list[tuple[RenderResult, CpuUse]], load: LoadResult) -> str:
+def total_cpu(uses: list[CpuUse]) -> CpuUse:
+    """Several windows as one."""
+    return CpuUse(*(sum(getattr(u, f.name) for u in uses) for f in fields(CpuUse)))
+
+
+def format_report(cfg: LoadConfig, idle: list[tuple[RenderResult, CpuUse]],
+                  rounds: list[LoadRound]) -> str:
     """The Markdown tables (and notes) printed at the end."""
-    rows = load.rows
-    idle = [r for r, _ in before + after]
-    idle_fps, loaded_fps = mean_fps(idle), mean_fps(load.renders)
+    rows = latency_rows(cfg, rounds)
+    idle_fps = mean_fps([r for r, _ in idle])
+    loaded_fps = mean_fps([r.render for r in rounds])
     slowdown = (idle_fps - loaded_fps) / idle_fps * 100.0
+    paired = [(i.fps - r.render.fps) / i.fps * 100.0 for (i, _), r in zip(idle, rounds)]
     overall = rows[-1]
-    runs = ([("idle, before the load", r) for r, _ in before]
-            + [("under load", r) for r in load.renders] + [("idle, after the load", r) for r, _ in after])
     return "\n".join([
         f"### API load while a batch renders ({date.today().isoformat()}, {os.cpu_count()} CPU cores)",
         "",
@@ -826,28 +850,29 @@ def format_report(cfg: LoadConfig, before: list[tuple[RenderResult, CpuUse]],
         *(f"| {r.label} | {r.requests} | {r.errors} | {r.p50:.1f} | {r.p95:.1f} | {r.p99:.1f} | "
           f"{r.max:.1f} | {r.rate:.0f} |" for r in rows),
         "",
-        f"| render ({CLIP_SIZE[0]}x{CLIP_SIZE[1]}, {CLIP_SECONDS:.0f} s, engine auto) "
-        "| frames | seconds | fps |",
+        f"| round: render ({CLIP_SIZE[0]}x{CLIP_SIZE[1]}, {CLIP_SECONDS:.0f} s, engine auto) "
+        "| idle fps | under load fps | slowdown |",
         "|---|---:|---:|---:|",
-        *(f"| {label} | {r.frames} | {r.seconds:.2f} | {r.fps:.1f} |" for label, r in runs),
-        f"| **idle, all {len(idle)}** | | | **{idle_fps:.1f}** |",
-        f"| **under load, all {len(load.renders)}** | | | **{loaded_fps:.1f}** |",
+        *(f"| {k + 1} | {i.fps:.1f} | {r.render.fps:.1f} | {d:.1f} % |"
+          for k, ((i, _), r, d) in enumerate(zip(idle, rounds, paired))),
+        f"| **all {len(rounds)}** (frames over seconds) | **{idle_fps:.1f}** | **{loaded_fps:.1f}** "
+        f"| **{slowdown:.1f} %** |",
+        f"| median of the rounds | | | {statistics.median(paired):.1f} % |",
         "",
         "| CPU, cores busy on average | seconds | whole machine | load generator | server + renderer "
         "| of which the API process | other processes |",
         "|---|---:|---:|---:|---:|---:|---:|",
-        *(cpu_row(f"idle render, before ({i + 1})", cpu) for i, (_, cpu) in enumerate(before)),
-        cpu_row("load window", load.cpu),
-        *(cpu_row(f"idle render, after ({i + 1})", cpu) for i, (_, cpu) in enumerate(after)),
+        cpu_row(f"idle renders (all {len(idle)})", total_cpu([c for _, c in idle])),
+        cpu_row(f"load windows (all {len(rounds)})", total_cpu([r.cpu for r in rounds])),
         "",
         "| target (issue 3) | measured | result |",
         "|---|---:|---|",
         f"| p99 latency < {TARGET_P99_MS:.0f} ms (all requests) | {overall.p99:.1f} ms | "
         f"{met(overall.p99 < TARGET_P99_MS)} |",
         f"| render slowed by < {TARGET_SLOWDOWN_PCT:.0f} % ({loaded_fps:.1f} fps under load against "
-        f"{idle_fps:.1f} idle) | {slowdown:.1f} % | {met(slowdown < TARGET_SLOWDOWN_PCT)} |",
+        f"{idle_fps:.1f} idle, all rounds) | {slowdown:.1f} % | {met(slowdown < TARGET_SLOWDOWN_PCT)} |",
         "",
-        *notes(cfg, load, min(overlap_fraction(r, load) for r in load.renders)),
+        *notes(cfg, rounds),
     ])
 
 
@@ -857,25 +882,27 @@ def cpu_row(label: str, cpu: CpuUse) -> str:
             f"| {cpu.cores(cpu.server):.2f} | {cpu.cores(cpu.api):.2f} | {cpu.cores(cpu.others):.2f} |")
 
 
-def notes(cfg: LoadConfig, load: LoadResult, overlap: float) -> list[str]:
+def notes(cfg: LoadConfig, rounds: list[LoadRound]) -> list[str]:
     """The caveats under the tables: shared CPU, bursts, coverage, errors, the request cap."""
-    spans = [end - begin for begin, end in load.burst_spans]
-    out = [f"- Load for {load.window_s:.1f} s with the {cfg.client} client, each request given "
-           f"{cfg.timeout_s:g} s in all. Latency is measured in the client, from send to the last byte "
-           "of the body (connection set-up and waiting for a free connection included); failed "
-           "requests count at the time they failed. Achieved req/s: polling and all over the whole "
-           "load, bursts over the seconds the bursts lasted (first send to last answer).",
+    spans = [end - begin for r in rounds for begin, end in r.part.spans]
+    windows = [r.window_s for r in rounds]
+    out = [f"- {len(rounds)} rounds, each an idle render and then a render under load; the load ran "
+           f"{min(windows):.1f}-{max(windows):.1f} s a round with the {cfg.client} client, each "
+           f"request given {cfg.timeout_s:g} s in all. Latency is measured in the client, from send "
+           "to the last byte of the body.",
            f"- One machine, {os.cpu_count()} cores: the load generator competes with the server and the "
            "renderer for CPU (its share is in the CPU table), so both the latencies and the slowdown "
            "include that competition. \"Other processes\" is whatever else ran on the machine."]
     if spans:
         out.append(f"- Sending one burst took {min(spans):.2f}-{max(spans):.2f} s (planned: 1 s).")
-    out.append(f"- The load covered at least {overlap * 100:.0f} % of each loaded render.")
-    errors = load.error_kinds
+    out.append(f"- The load covered at least {min(overlap_fraction(r) for r in rounds) * 100:.0f} % "
+               "of each loaded render.")
+    errors = sum((r.part.errors for r in rounds), Counter())
     if errors:
         out.append("- Errors: " + ", ".join(f"{kind} x{n}" for kind, n in errors.most_common()) + ".")
-    if load.refused:
-        out.append(f"- {load.refused} requests were not sent: the cap of {cfg.max_requests} was reached.")
+    refused = sum(r.part.refused for r in rounds)
+    if refused:
+        out.append(f"- {refused} requests were not sent: the cap of {cfg.max_requests} was reached.")
     return out
 
 
@@ -887,7 +914,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=200, help="concurrent pollers, 1 request/s each")
     parser.add_argument("--burst-rps", type=int, default=500, help="requests in each 1 s burst")
-    parser.add_argument("--seconds", type=float, default=30.0, help="how long the load runs")
+    parser.add_argument("--rounds", type=int, default=10,
+                        help="rounds of an idle render followed by a render under load")
     parser.add_argument("--port", type=int, default=None, help="server port (default: a free one)")
     parser.add_argument("--timeout", type=float, default=10.0, help="per-request deadline, s (whole request)")
     parser.add_argument("--client", choices=("wrk", "raw", "httpx"),
@@ -897,8 +925,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "httpx: one httpx.AsyncClient per kind of traffic")
     parser.add_argument("--max-requests", type=int, default=100_000, help="cap on requests sent")
     args = parser.parse_args(argv)
-    if args.clients < 1 or args.burst_rps < 0 or not 5 <= args.seconds <= 600:
-        parser.error("need --clients >= 1, --burst-rps >= 0 and 5 <= --seconds <= 600")
+    if args.clients < 1 or args.burst_rps < 0 or not 1 <= args.rounds <= 50:
+        parser.error("need --clients >= 1, --burst-rps >= 0 and 1 <= --rounds <= 50")
     return args
 
 
@@ -914,25 +942,26 @@ def temp_dir() -> Iterator[Path]:
 
 
 def run(args: argparse.Namespace) -> str:
-    """Make inputs, start the server, do the warm-up, idle and loaded runs; the report."""
-    cfg = LoadConfig(args.clients, args.burst_rps, args.seconds, args.timeout, args.max_requests, args.client)
+    """Make inputs, start the server, do the warm-up and the rounds; the report."""
+    cfg = LoadConfig(args.clients, args.burst_rps, 0.0, args.timeout, args.max_requests, args.client)
     with temp_dir() as tmp:
         log.info("making inputs in %s", tmp)
         inputs = make_inputs(tmp / "inputs")
         (tmp / "workspace").mkdir()
         server = Server(tmp / "workspace", args.port or free_port())
         server.start()
+        idle: list[tuple[RenderResult, CpuUse]] = []
+        rounds: list[LoadRound] = []
         try:
             render_once(server, inputs.speech_warmup, inputs.clip, "warm-up")
-            before = [render_once(server, inputs.speech, inputs.clip, f"idle (before, {i + 1})")
-                      for i in range(IDLE_RUNS)]
-            load = asyncio.run(run_load(server, cfg, inputs, mean_seconds(before)))
-            after = [render_once(server, inputs.speech, inputs.clip_after, f"idle (after, {i + 1})")
-                     for i in range(IDLE_RUNS)]
+            for k in range(args.rounds):
+                idle.append(render_once(server, inputs.speech, inputs.clip, f"round {k + 1}, idle"))
+                window = SUBMIT_AFTER_S + LOADED_MARGIN * idle[-1][0].seconds
+                rounds.append(asyncio.run(run_load(server, replace(cfg, seconds=window), inputs)))
             server.check_alive()
         finally:
             server.stop()
-        return format_report(cfg, before, after, load)
+        return format_report(cfg, idle, rounds)
 
 
 def main(argv: list[str] | None = None) -> int:
