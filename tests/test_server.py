@@ -146,6 +146,7 @@ def test_current_progress_history_and_zip(server, corrupt_batch):
     one = httpx.get(f"{server.url}/api/progress/{batch_id}", timeout=10)
     assert one.headers["content-type"] == "application/json"
     snap = one.json()
+    assert one.text.count('"system":') == 1
     assert set(snap["system"]) == {"cpu_percent", "memory_percent", "gpus"}
     assert snap["batch_id"] == batch_id and snap["processed_count"] == snap["total_count"] == 4
     history = httpx.get(f"{server.url}/api/batches", timeout=10).json()

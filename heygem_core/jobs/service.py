@@ -50,7 +50,10 @@ class _Cached:
 
     @classmethod
     def of(cls, version: int, owner: str, snap: dict) -> _Cached:
-        encoded = json.dumps(snap, ensure_ascii=False, separators=(",", ":")).encode()
+        """`system` is left out of the bytes: each answer appends the current metrics as its last
+        key (JSON with the key twice would still parse, but is not what we mean to send)."""
+        rest = {key: value for key, value in snap.items() if key != "system"}
+        encoded = json.dumps(rest, ensure_ascii=False, separators=(",", ":")).encode()
         return cls(version, owner, snap, encoded[:-1])
 
 
