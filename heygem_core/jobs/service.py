@@ -22,7 +22,7 @@ from heygem_core.jobs.models import (Batch, BatchMode, BatchStatus, Item, ItemSt
                                      batch_status_from_items, snapshot)
 from heygem_core.jobs.queue import JobQueue
 from heygem_core.jobs.store import ProgressStore
-from heygem_core.jobs.worker import ItemRunner, settle_batch
+from heygem_core.jobs.worker import ItemRunner, held_by, settle_batch
 from heygem_core.metrics import system_metrics, system_metrics_json
 from heygem_core.realtime_log import log_event
 
@@ -243,8 +243,8 @@ class BatchService:
             item = self.store.get_item(batch_id, index)
             if item.status is ItemStatus.PROCESSING:
                 if alive(item.worker) or not self.store.update_item_if(
-                        batch_id, index, {"status": ItemStatus.PROCESSING, "worker": item.worker},
-                        status=ItemStatus.PENDING, frames_done=0, worker=None):
+                        batch_id, index, held_by(item), status=ItemStatus.PENDING, frames_done=0,
+                        worker=None):
                     continue
                 _remove_partials(self.settings.outputs_dir / batch_id, item.output_name)
                 log_event("重启后重新生成 / restarting after an interruption", batch_id=batch_id, name=item.name)

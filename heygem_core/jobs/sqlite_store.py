@@ -159,8 +159,7 @@ class SqliteStore(ProgressStore):
 
     def update_item(self, batch_id: str, index: int, /, **fields: Any) -> None:
         check_fields(fields, ITEM_WRITABLE, "item")
-        values = {_ITEM_COLUMNS[name]: encode_field(name, value, ItemStatus)
-                  for name, value in fields.items()}
+        values = _item_columns(fields)
         with self._write() as conn:
             if values:
                 assignments = ", ".join(f"{column} = ?" for column in values)
@@ -178,10 +177,7 @@ class SqliteStore(ProgressStore):
                        **fields: Any) -> bool:
         check_fields(fields, ITEM_WRITABLE, "item")
         check_fields(expect, ITEM_WRITABLE, "item")
-        values = {_ITEM_COLUMNS[name]: encode_field(name, value, ItemStatus)
-                  for name, value in fields.items()}
-        wanted = {_ITEM_COLUMNS[name]: encode_field(name, value, ItemStatus)
-                  for name, value in expect.items()}
+        values, wanted = _item_columns(fields), _item_columns(expect)
         where = "".join(f" AND {column} IS ?" for column in wanted)
         with self._write() as conn:
             if conn.execute("SELECT 1 FROM items WHERE batch_id = ? AND idx = ?",
@@ -314,6 +310,11 @@ def _create_schema(conn: sqlite3.Connection) -> None:
 def _bump(conn: sqlite3.Connection, batch_id: str) -> None:
     """Increase the batch's version, in the caller's transaction."""
     conn.execute("UPDATE batches SET version = version + 1 WHERE batch_id = ?", (batch_id,))
+
+
+def _item_columns(fields: dict[str, Any]) -> dict[str, Any]:
+    """Item fields as {column: stored value}."""
+    return {_ITEM_COLUMNS[name]: encode_field(name, value, ItemStatus) for name, value in fields.items()}
 
 
 def _marks(count: int) -> str:

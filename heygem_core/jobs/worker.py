@@ -29,6 +29,12 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}"
 
 
+def held_by(item: Item) -> dict[str, object]:
+    """What the store holds while `item.worker` owns the item: the guard of every change that
+    takes it from that worker (finishing it, or putting it back to pending)."""
+    return {"status": ItemStatus.PROCESSING, "worker": item.worker}
+
+
 class Interrupted(Exception):
     """The worker is shutting down: the item goes back to pending and runs again later."""
 
@@ -94,17 +100,13 @@ class ItemRunner:
 
     def _put_back(self, item: Item) -> None:
         """Shutting down mid-item: back to pending (queued again at once on a shared queue)."""
-        if self.store.update_item_if(item.batch_id, item.index, self._held(item),
+        if self.store.update_item_if(item.batch_id, item.index, held_by(item),
                                      status=ItemStatus.PENDING, frames_done=0, worker=None):
             if self.requeue is not None:
                 self.requeue(item.batch_id, item.index)
         log_event("中断,重启后继续 / interrupted, resumes after restart", batch_id=item.batch_id,
                   name=item.name)
 
-    @staticmethod
-    def _held(item: Item) -> dict[str, object]:
-        """What the store holds while this worker owns the item (the finish is guarded by it)."""
-        return {"status": ItemStatus.PROCESSING, "worker": item.worker}
 
     def _render(self, item: Item, engine_name: str) -> RenderResult:
         out = self.settings.outputs_dir / item.batch_id / item.output_name
@@ -134,7 +136,7 @@ class ItemRunner:
                           frames_total=result.n_frames, warnings=result.warnings)
         if error is not None:
             fields.update(error_code=error.code.value, error=error.message)
-        if not self.store.update_item_if(item.batch_id, item.index, expect or self._held(item),
+        if not self.store.update_item_if(item.batch_id, item.index, expect or held_by(item),
                                          **fields):
             logger.warning("item %s/%s was taken over by another worker: outcome %s dropped",
                            item.batch_id, item.index, status.value)
