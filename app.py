@@ -13,10 +13,11 @@ import gradio as gr
 import uvicorn
 from fastapi import FastAPI, Request
 
-from heygem_core.api import ProgressFastPath, install_error_handlers, router
+from heygem_core.api import install_error_handlers, router
 from heygem_core.auth import AuthMiddleware, Authenticator, parse_auth
 from heygem_core.config import Settings, get_settings
 from heygem_core.jobs.runtime import build_runtime
+from heygem_core.polling import ProgressFastPath, polling_protocol
 from heygem_core.ui import build_ui
 from heygem_core.ui_text import CSS, HEAD
 
@@ -41,7 +42,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="HeyGem batch lip-sync", version="0.3.0", lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(router)
-    app.add_middleware(ProgressFastPath)  # added before auth: auth wraps it
     authenticator = Authenticator(parse_auth(settings.auth))
     app.state.authenticator = authenticator
     if authenticator.enabled:
@@ -50,6 +50,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return gr.mount_gradio_app(app, blocks, path="/", css=CSS, head=HEAD, footer_links=[],
                                max_file_size=settings.max_upload_bytes,
                                auth_dependency=_request_user if authenticator.enabled else None)
+
+
+def create_server_app(settings: Settings | None = None) -> ProgressFastPath:
+    """What the server runs: `create_app` behind the polling fast path."""
+    app = create_app(settings)
+    return ProgressFastPath(app, app.state.authenticator)
 
 
 def _request_user(request: Request) -> str | None:
@@ -68,7 +74,8 @@ def main() -> None:
         print(message, flush=True)
     print(f"HeyGem is running at http://{settings.host}:{settings.port}/  (API docs: /docs, "
           f"live log: {settings.log_file})", flush=True)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    app = create_server_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", http=polling_protocol(app))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
 from heygem_core.engines import engine_statuses
@@ -122,7 +121,7 @@ def start_batch(runtime: RuntimeDep, owner: OwnerDep,
 async def current_progress(runtime: RuntimeDep, owner: OwnerDep) -> Response:
     """The active batch, else the most recent one; an idle snapshot when there is none."""
     body = runtime.service.live_snapshot_json(None, owner, output_url)
-    return _json(body if body is not None else _idle_json())
+    return _json(body if body is not None else idle_json())
 
 
 @router.get(PROGRESS_PATH + "/{batch_id}")
@@ -135,50 +134,9 @@ def _json(body: bytes | None) -> Response:
     return Response(content=body, media_type="application/json")
 
 
-def _idle_json() -> bytes:
+def idle_json() -> bytes:
+    """The snapshot when there is no batch yet, as JSON."""
     return json.dumps(_idle_snapshot(), separators=(",", ":")).encode()
-
-
-class ProgressFastPath:
-    """ASGI middleware that answers `GET /api/progress` and `GET /api/progress/{batch_id}` from
-    the service's cached JSON, skipping routing and dependency injection: under polling load
-    those cost several times what the answer itself does. Only a successful answer is given
-    here; anything else (an unknown batch, the store down) falls through to the routes above,
-    which answer it the usual way. Sits inside the auth middleware, so the user is known."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = _fast_progress(scope) if scope["type"] == "http" and scope["method"] == "GET" else None
-        if body is None:
-            await self.app(scope, receive, send)
-            return
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
-
-
-def _fast_progress(scope: Scope) -> bytes | None:
-    path: str = scope["path"]
-    if path == PROGRESS_PATH:
-        batch_id = None
-    elif path.startswith(PROGRESS_PATH + "/") and "/" not in path[len(PROGRESS_PATH) + 1:]:
-        batch_id = path[len(PROGRESS_PATH) + 1:]
-    else:
-        return None
-    runtime: Runtime | None = getattr(scope["app"].state, "runtime", None)
-    if runtime is None:
-        return None
-    owner = scope.get("state", {}).get("user")
-    try:
-        body = runtime.service.live_snapshot_json(batch_id, owner, output_url)
-    except Exception:  # noqa: BLE001 - the route gives the error its proper answer
-        return None
-    if body is None:
-        return _idle_json() if batch_id is None else None
-    return body
 
 
 @router.get("/api/progress/{batch_id}/stream")

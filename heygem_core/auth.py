@@ -62,6 +62,12 @@ class Authenticator:
             token = value.strip()
         return self._bearer(token) if token else None
 
+    def user_of(self, scope: Scope) -> str | None:
+        """The user an ASGI request names (Authorization header or `?token=`), if valid."""
+        authorization = next((v.decode("latin-1") for k, v in scope.get("headers", [])
+                              if k.lower() == b"authorization"), "")
+        return self.user_for(authorization, _query_token(scope))
+
     def _basic(self, value: str) -> str | None:
         try:
             user, _, password = base64.b64decode(value).decode("utf-8").partition(":")
@@ -93,8 +99,7 @@ class AuthMiddleware:
         if scope["type"] == "http" and scope.get("path") in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        user = self.auth.user_for(headers.get("authorization", ""), _query_token(scope))
+        user = self.auth.user_of(scope)
         if user is None:
             await _refuse(scope, send)
             return
