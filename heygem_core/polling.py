@@ -7,27 +7,32 @@ so every microsecond of CPU they cost is taken from the render. Two layers:
 - `ProgressFastPath`, the outermost ASGI app: answers before FastAPI, Starlette, routing and
   dependency injection see the request (about 0.12 → 0.05 ms of server CPU per request, one at
   a time on a warm server).
-- `polling_protocol`, uvicorn's httptools protocol answering the same requests before uvicorn
-  makes an ASGI task for them, in one write. With requests spread out in time, as real pollers
-  send them, the interpreter runs cold and each request's Python costs several times more:
-  there bare uvicorn costs about 0.25 ms a request and this protocol a fraction of it.
+- `polling_protocol`, the connection-level protocol in front of uvicorn's: a connection that
+  only polls is answered without uvicorn's parser callbacks, request objects and ASGI task, in
+  one write. Pollers send their requests spread out in time, so the interpreter runs cold and
+  every line of Python per request costs several times what it costs in a tight loop: bare
+  uvicorn with a trivial ASGI app costs about 0.25 ms of CPU a request that way, a minimal
+  asyncio protocol about 0.07.
 
 Both give only a successful answer; anything else (no login, an unknown batch, the store down)
 goes on to the app, whose middleware and routes answer it the usual way."""
 
 from __future__ import annotations
 
-import logging
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
+from uvicorn.config import Config
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
+from uvicorn.server import ServerState
 
 from heygem_core.api import PROGRESS_PATH, idle_json, output_url
 from heygem_core.auth import Authenticator
 from heygem_core.jobs.runtime import Runtime
-
-logger = logging.getLogger(__name__)
+from heygem_core.jobs.service import POLL_FRESH_S
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
@@ -75,55 +80,136 @@ def polled_batch(path: str) -> str | None:
     return rest if rest and "/" not in rest else None
 
 
-def polling_protocol(fast: ProgressFastPath) -> Any:
-    """uvicorn's `http` setting: its httptools protocol, answering polling requests through
-    `fast` itself; "auto" (uvicorn's own choice) where httptools is not installed."""
-    try:
-        import httptools
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-    except ImportError:
-        logger.info("httptools is not installed: the polling routes are answered through ASGI")
-        return "auto"
+def polling_protocol(fast: ProgressFastPath) -> type[asyncio.Protocol]:
+    """uvicorn's `http` setting: a protocol in front of uvicorn's own (`AutoHTTPProtocol`, so
+    httptools where installed) that answers polling requests through `fast` itself."""
 
-    class PollingProtocol(HttpToolsProtocol):
-        """Answers a keep-alive HTTP/1.1 GET of a polling route in `on_headers_complete`,
-        unless an earlier request on the connection is still being answered."""
+    class Protocol(PollingProtocol):
+        answer = staticmethod(fast.answer)
+        responses: dict[bytes, tuple[float, bytes]] = {}
 
-        answered = False  # whether the request being parsed was answered here
+    return Protocol
 
-        def on_headers_complete(self) -> None:
-            body = self._answer()
-            self.answered = body is not None
-            if body is None:
-                super().on_headers_complete()
+
+class PollingProtocol(asyncio.Protocol):
+    """One HTTP connection. While the client sends nothing but single, complete, keep-alive
+    HTTP/1.1 `GET /api/progress[/{id}]` requests that `answer` can answer, each is answered
+    here in one write. The first request that is anything else (another route, a partial
+    read, pipelined requests, a body, an upgrade, `Connection: close`, HTTP/1.0, percent-encoded
+    paths), or that `answer` declines, and everything after it on that connection, goes to
+    uvicorn's protocol, which then owns the connection: its parsing, limits and timeouts.
+
+    An answer is kept for `POLL_FRESH_S` under the request's exact bytes (credentials
+    included), the time for which the service shares one look at the store anyway: most
+    polls are then answered by a dictionary lookup and one write."""
+
+    answer: Callable[[dict[str, Any]], bytes | None]  # set by `polling_protocol`
+    responses: dict[bytes, tuple[float, bytes]]  # request bytes -> (fresh until, response)
+
+    def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
+                 _loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.inner = AutoHTTPProtocol(config=config, server_state=server_state,  # type: ignore[call-arg]
+                                      app_state=app_state, _loop=_loop)
+        self.server_state = server_state
+        self.keep_alive_s = config.timeout_keep_alive
+        self.loop = _loop or asyncio.get_event_loop()
+        self.transport: asyncio.Transport | None = None
+        self.handed_over = False  # once uvicorn has had a request, it keeps the connection
+        self.paused = False
+        self.last_active = 0.0
+        self.idle_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_active = now = self.loop.time()
+        if not self.handed_over and not self.paused:
+            cached = self.responses.get(data)
+            response = cached[1] if cached is not None and now < cached[0] else self._respond(data, now)
+            if response is not None:
+                self.server_state.total_requests += 1
+                self.transport.write(response)
+                if self.idle_timer is None:
+                    self.idle_timer = self.loop.call_later(self.keep_alive_s, self._close_if_idle)
                 return
-            self.server_state.total_requests += 1
-            self.transport.write(_response(body, self.server_state.default_headers))
-            self._unset_keepalive_if_required()
-            self.timeout_keep_alive_task = self.loop.call_later(
-                self.timeout_keep_alive, self.timeout_keep_alive_handler)
+        self.handed_over = True
+        self.inner.data_received(data)
 
-        def _answer(self) -> bytes | None:
-            parser = self.parser
-            if (parser.get_method() != b"GET" or parser.get_http_version() != "1.1"
-                    or not parser.should_keep_alive() or parser.should_upgrade() or self.root_path
-                    or self.pipeline or (self.cycle is not None and not self.cycle.response_complete)):
-                return None
-            url = httptools.parse_url(self.url)
-            if b"%" in url.path:
-                return None
-            return fast.answer({"path": url.path.decode("ascii"), "headers": self.headers,
-                                "query_string": url.query or b""})
+    def _respond(self, data: bytes, now: float) -> bytes | None:
+        """The whole response to `data`, kept for the next identical request; None if this
+        is not a poll that can be answered here."""
+        request = parse_poll(data)
+        body = self.answer(request) if request is not None else None
+        if body is None:
+            return None
+        if len(self.responses) >= MAX_KEPT_RESPONSES:
+            self.responses.clear()
+        response = _response(body, self.server_state.default_headers)
+        self.responses[data] = (now + POLL_FRESH_S, response)
+        return response
 
-        def on_body(self, body: bytes) -> None:
-            if not self.answered:
-                super().on_body(body)
+    def _close_if_idle(self) -> None:
+        """uvicorn's keep-alive timeout, for the connections answered here (one timer each,
+        moved on instead of made again for every request)."""
+        self.idle_timer = None
+        if self.handed_over or self.transport.is_closing():
+            return
+        left = self.last_active + self.keep_alive_s - self.loop.time()
+        if left <= 0:
+            self.transport.close()
+        else:
+            self.idle_timer = self.loop.call_later(left, self._close_if_idle)
 
-        def on_message_complete(self) -> None:
-            if not self.answered:
-                super().on_message_complete()
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received()
 
-    return PollingProtocol
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+        self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self.inner.resume_writing()
+
+
+MAX_KEPT_RESPONSES = 256  # distinct polling requests kept at once (then all are dropped)
+MAX_POLL_BYTES = 4096  # a longer request goes to uvicorn
+POLL_PREFIX = b"GET " + PROGRESS_PATH.encode()
+REFUSED_HEADERS = (b"content-length", b"transfer-encoding", b"upgrade", b"expect")
+
+
+def parse_poll(data: bytes) -> dict[str, Any] | None:
+    """The path, headers (names lower-cased) and query of `data` when it is exactly one whole
+    keep-alive HTTP/1.1 GET of a polling path with no body; None for anything else."""
+    if (len(data) > MAX_POLL_BYTES or not data.startswith(POLL_PREFIX) or not data.endswith(b"\r\n\r\n")
+            or data.count(b"\r\n\r\n") != 1):
+        return None
+    request_line, *lines = data[:-4].split(b"\r\n")
+    parts = request_line.split(b" ")
+    if len(parts) != 3 or parts[2] != b"HTTP/1.1" or b"%" in parts[1]:
+        return None
+    headers = []
+    for line in lines:
+        name, sep, value = line.partition(b":")
+        name = name.lower()
+        if not sep or not name or name != name.strip() or name in REFUSED_HEADERS:
+            return None
+        value = value.strip()
+        if name == b"connection" and (b"close" in value.lower() or b"upgrade" in value.lower()):
+            return None
+        headers.append((name, value))
+    path, _, query = parts[1].partition(b"?")
+    try:
+        return {"path": path.decode("ascii"), "headers": headers, "query_string": query}
+    except UnicodeDecodeError:
+        return None
 
 
 def _response(body: bytes, default_headers: list[tuple[bytes, bytes]]) -> bytes:

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from heygem_core.polling import ProgressFastPath, polling_protocol
+from heygem_core.polling import ProgressFastPath, parse_poll, polling_protocol
 from heygem_core.auth import Authenticator
 from heygem_core.errors import ErrorCode, HeyGemError
 
@@ -170,7 +170,7 @@ def connection(*requests: bytes) -> tuple[Recording, App, bytes]:
             protocol.data_received(data)
             for _ in range(20):  # let ASGI tasks run
                 await asyncio.sleep(0)
-        protocol._unset_keepalive_if_required()
+        protocol.connection_lost(None)  # stops the keep-alive timers
 
     asyncio.run(talk())
     return front, app, b"".join(transport.written)
@@ -185,7 +185,7 @@ def statuses(written: bytes) -> list[bytes]:
 
 
 def test_protocol_answers_polling_in_one_write():
-    front, app, written = connection(get("/api/progress/b1"), get("/api/progress"))
+    front, app, written = connection(get("/api/progress/b1"), get("/api/progress", b"user-agent: x\r\n"))
     assert front.via == ["protocol", "protocol"] and app.seen == []
     first = written[:written.index(BODY) + len(BODY)]
     assert first.startswith(b"HTTP/1.1 200 OK\r\n") and first.endswith(b"\r\n\r\n" + BODY)
@@ -196,13 +196,61 @@ def test_protocol_answers_polling_in_one_write():
 
 @pytest.mark.parametrize("last", [get("/api/progress/b1", version=b"1.0"),
                                   get("/api/progress/b1", b"connection: close\r\n")])
-def test_protocol_leaves_the_rest_to_asgi(last):
+def test_protocol_leaves_the_rest_to_uvicorn(last):
     front, app, written = connection(get("/api/batches"), last)
     assert app.seen == ["/api/batches"] and front.via == ["asgi"]
     assert statuses(written) == [b"418", b"200"]
+
+
+def test_once_uvicorn_has_the_connection_it_keeps_it():
+    front, app, written = connection(get("/api/progress/b1"), get("/api/batches"), get("/api/progress/b1"))
+    assert front.via == ["protocol", "asgi"] and app.seen == ["/api/batches"]
+    assert statuses(written) == [b"200", b"418", b"200"]
+
+
+def test_a_request_split_over_two_reads_goes_to_uvicorn():
+    request = get("/api/progress/b1")
+    front, _, written = connection(request[:10], request[10:])
+    assert front.via == ["asgi"] and statuses(written) == [b"200"]
 
 
 def test_pipelined_requests_keep_their_order():
     front, app, written = connection(get("/api/batches") + get("/api/progress/b1") + get("/api/batches"))
     assert statuses(written) == [b"418", b"200", b"418"]
     assert front.via == ["asgi"] and app.seen == ["/api/batches", "/api/batches"]
+
+
+@pytest.mark.parametrize("request_bytes", [
+    get("/api/progress/b1", b"content-length: 0\r\n"),
+    get("/api/progress/b1", b"transfer-encoding: chunked\r\n"),
+    get("/api/progress/b1", b"connection: Upgrade\r\nupgrade: websocket\r\n"),
+    get("/api/progress/b1", b"Connection: keep-alive, close\r\n"),
+    get("/api/progress/b%31"),
+    get("/api/progress/b1", b"no colon\r\n"),
+    get("/api/progress/b1", b" folded: x\r\n"),
+    get("/api/progress/b1", version=b"1.0"),
+    get("/api/progress/b1")[:-2],
+    get("/api/progress/b1") + get("/api/progress/b1"),
+    b"POST /api/progress HTTP/1.1\r\nhost: x\r\n\r\n",
+    get("/api/progress/b1").replace(b" HTTP", b"  HTTP"),
+    get("/api/progress/b1", b"cookie: " + b"x" * 5000 + b"\r\n"),
+])
+def test_parse_poll_takes_only_plain_polls(request_bytes):
+    assert parse_poll(request_bytes) is None
+
+
+def test_parse_poll_reads_path_headers_and_query():
+    request = get("/api/progress/b1?token=t.1", b"Authorization: Basic eA==\r\nConnection: keep-alive\r\n")
+    assert parse_poll(request) == {"path": "/api/progress/b1", "query_string": b"token=t.1",
+                                   "headers": [(b"host", b"x"), (b"authorization", b"Basic eA=="),
+                                               (b"connection", b"keep-alive")]}
+
+
+def test_an_answer_is_kept_only_while_fresh(monkeypatch):
+    front, _, written = connection(get("/api/progress/b1"), get("/api/progress/b1"),
+                                   get("/api/progress/b1", b"authorization: Bearer x\r\n"))
+    assert front.via == ["protocol", "protocol"]  # the second, identical poll was kept
+    assert statuses(written) == [b"200", b"200", b"200"]
+    monkeypatch.setattr("heygem_core.polling.POLL_FRESH_S", -1.0)
+    front, _, _ = connection(get("/api/progress/b1"), get("/api/progress/b1"))
+    assert front.via == ["protocol", "protocol"]
