@@ -10,7 +10,7 @@ just before it, and the slowdown is over all rounds. Prints Markdown tables: req
 CPU went, and the targets of issue 3 (p99 under 20 ms; render slowed by under 5 %). Progress goes
 to the log (stderr).
 
-    .venv/bin/python benchmarks/api_load.py [--clients 200] [--burst-rps 500] [--rounds 10]
+    .venv/bin/python benchmarks/api_load.py [--clients 200] [--burst-rps 500] [--rounds 20]
                                             [--port P] [--client wrk|raw|httpx]
 
 Everything is bounded: each request has a deadline, the number of requests is capped, every wait
@@ -929,7 +929,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=200, help="concurrent pollers, 1 request/s each")
     parser.add_argument("--burst-rps", type=int, default=500, help="requests in each 1 s burst")
-    parser.add_argument("--rounds", type=int, default=10,
+    parser.add_argument("--rounds", type=int, default=20,
                         help="rounds of an idle render followed by a render under load")
     parser.add_argument("--port", type=int, default=None, help="server port (default: a free one)")
     parser.add_argument("--timeout", type=float, default=10.0, help="per-request deadline, s (whole request)")
