@@ -132,7 +132,7 @@ def random_wav2lip_checkpoints(workdir: Path) -> Path | None:
         return None
     import torch
 
-    from heygem_core.engines.wav2lip_model import Wav2Lip, save_checkpoint
+    from heygem_core.engines.wav2lip.model import Wav2Lip, save_checkpoint
 
     folder = workdir / "checkpoints"
     folder.mkdir(exist_ok=True)
@@ -142,7 +142,7 @@ def random_wav2lip_checkpoints(workdir: Path) -> Path | None:
 
 
 def _fps(video: Path) -> float:
-    from heygem_core.video import probe_video
+    from heygem_core.media.probe import probe_video
 
     return probe_video(video).fps
 

@@ -79,7 +79,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     import numpy as np
 
     from heygem_core.face import FaceTracker
-    from heygem_core.video import ffmpeg_exe
+    from heygem_core.media.ffmpeg import ffmpeg_exe
 
     exe = ffmpeg_exe()
     version = subprocess.run([exe, "-version"], capture_output=True, text=True, check=True).stdout

@@ -12,13 +12,15 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from heygem_core.audio import AudioClip, read_audio
+from heygem_core.buffers import Prefetch, WriteBehind
 from heygem_core.config import Settings, get_settings
 from heygem_core.engines import FrameJob, LipSyncEngine, create_engine
 from heygem_core.errors import ErrorCode, HeyGemError
 from heygem_core.face import FaceTracker
-from heygem_core.overlap import Prefetch, WriteBehind
-from heygem_core.video import FrameSource, VideoInfo, VideoWriter, probe_video
+from heygem_core.media.audio import AudioClip, read_audio
+from heygem_core.media.probe import VideoInfo, probe_video
+from heygem_core.media.reader import FrameSource
+from heygem_core.media.writer import VideoWriter
 
 logger = logging.getLogger(__name__)
 

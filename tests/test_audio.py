@@ -8,9 +8,9 @@ import librosa
 import numpy as np
 import pytest
 
-from heygem_core import audio
 from heygem_core.config import get_settings
 from heygem_core.errors import ErrorCode, HeyGemError
+from heygem_core.media import audio
 
 
 def reference_mel(wav: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from heygem_core.jobs.intake import output_name
-from heygem_core.video import probe_video
+from heygem_core.media.probe import probe_video
 
 ROOT = Path(__file__).resolve().parent.parent
 

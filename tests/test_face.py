@@ -14,7 +14,8 @@ import pytest
 from skimage import data
 
 from heygem_core import face as fm
-from heygem_core.face import Face, FaceTracker, OneEuroFilter, detect_landmarks, mouth_opening
+from heygem_core.face import Face, FaceTracker, OneEuroFilter, detect_landmarks, mesh, mouth_opening
+from heygem_core.face import tracker as tracker_module
 
 ROOT = Path(__file__).resolve().parent.parent
 GREY = 90  # canvas background level
@@ -130,7 +131,7 @@ def test_small_face_found_by_full_range_detector(tracker: FaceTracker,
                                                  astronaut: np.ndarray) -> None:
     """A ~100 px face in 1280x720: face mesh alone misses it; the tracker finds and keeps it."""
     canvas = _canvas(astronaut, (720, 1280), at=(600, 150))
-    mesh_only = fm._mesh_points(fm._mesh_graph(static=True, max_faces=1),
+    mesh_only = mesh.mesh_points(mesh.mesh_graph(static=True, max_faces=1),
                                 cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB), (0, 0))
     assert mesh_only == []  # so the detector path is what finds it
     for dx in (0, 3, 6, 9, 12):  # later frames: the crop around the small face
@@ -144,10 +145,10 @@ def test_small_face_found_by_full_range_detector(tracker: FaceTracker,
 def test_small_face_found_after_a_long_absence(tracker: FaceTracker, astronaut: np.ndarray) -> None:
     """Without a face for long, the costly small-face search runs every few frames only."""
     empty = np.full((720, 1280, 3), GREY, np.uint8)
-    for _ in range(fm.SEARCH_PATIENCE + 1):
+    for _ in range(tracker_module.SEARCH_PATIENCE + 1):
         assert tracker.track(empty) is None
     small = _canvas(astronaut, (720, 1280), at=(100, 150))
-    found = [tracker.track(small) is not None for _ in range(fm.SEARCH_EVERY)]
+    found = [tracker.track(small) is not None for _ in range(tracker_module.SEARCH_EVERY)]
     assert any(found) and all(found[found.index(True):])
 
 
@@ -180,7 +181,7 @@ def test_smoothing_reduces_jitter(tracker: FaceTracker, astronaut: np.ndarray) -
 
 def test_mouth_opening_responds(astronaut: np.ndarray, astronaut_points: np.ndarray) -> None:
     closed = mouth_opening(astronaut_points)
-    drop = 0.25 * fm._eye_distance(astronaut_points)
+    drop = 0.25 * fm.eye_distance(astronaut_points)
     opened = detect_landmarks(_open_mouth(astronaut, astronaut_points, drop))
     assert opened is not None
     assert mouth_opening(opened) > closed + 0.1, (mouth_opening(opened), closed)
@@ -189,7 +190,7 @@ def test_mouth_opening_responds(astronaut: np.ndarray, astronaut_points: np.ndar
 def test_tracker_keeps_the_mouths_per_frame_motion(astronaut: np.ndarray,
                                                    astronaut_points: np.ndarray) -> None:
     """Closed, then suddenly open, then closed: smoothing follows within the same frame."""
-    opened = _open_mouth(astronaut, astronaut_points, 0.25 * fm._eye_distance(astronaut_points))
+    opened = _open_mouth(astronaut, astronaut_points, 0.25 * fm.eye_distance(astronaut_points))
     frames = [astronaut] * 6 + [opened] * 4 + [astronaut] * 4
     with FaceTracker() as smooth, FaceTracker(smooth=False) as raw:
         pairs = [(smooth.track(f), raw.track(f)) for f in frames]
@@ -213,7 +214,7 @@ def test_cut_and_lost_face_restart_smoothing(tracker: FaceTracker, astronaut: np
         assert face is not None and expected is not None
         error = np.linalg.norm(face.points - expected, axis=1).mean()
         assert error < 0.05 * face.eye_distance
-        for _ in range(fm.MAX_MISSES + 1):
+        for _ in range(tracker_module.MAX_MISSES + 1):
             assert tracker.track(np.full_like(frame, GREY)) is None
 
 
@@ -245,11 +246,11 @@ def test_landmarks_read_from_wire_bytes_match_their_attributes() -> None:
     plain = landmark_pb2.NormalizedLandmarkList()
     for x, y, z in xyz:
         plain.landmark.add(x=x, y=y, z=z)
-    np.testing.assert_array_equal(fm._landmark_xy(plain), xyz[:, :2])
+    np.testing.assert_array_equal(mesh.landmark_xy(plain), xyz[:, :2])
     odd = landmark_pb2.NormalizedLandmarkList()
     odd.CopyFrom(plain)
     odd.landmark[7].visibility = 0.5  # another layout: read attribute by attribute
-    np.testing.assert_array_equal(fm._landmark_xy(odd), xyz[:, :2])
+    np.testing.assert_array_equal(mesh.landmark_xy(odd), xyz[:, :2])
 
 
 def test_one_euro_filter() -> None:

@@ -7,14 +7,16 @@ import subprocess
 from pathlib import Path
 
 import cv2
+import make_samples
 import numpy as np
 import pytest
 
-import make_samples
-from heygem_core import audio, face
+from heygem_core import face
 from heygem_core.errors import ErrorCode, HeyGemError
+from heygem_core.media import audio
+from heygem_core.media.probe import probe_video
+from heygem_core.media.reader import FrameSource, iter_frames, pingpong_index
 from heygem_core.pipeline import Stage, render
-from heygem_core.video import FrameSource, iter_frames, pingpong_index, probe_video
 
 
 def frames_of(path: Path) -> list[np.ndarray]:

@@ -15,11 +15,11 @@ import zipfile
 from pathlib import Path
 
 import httpx
+import make_samples
 import pytest
 
-import make_samples
-from heygem_core import audio
-from heygem_core.video import probe_video
+from heygem_core.media import audio
+from heygem_core.media.probe import probe_video
 from tests.redis_util import REDIS_SERVER, SKIP_REASON, RedisServer
 from tests.server_util import ROOT, WAIT_S, Server
 

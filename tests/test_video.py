@@ -16,16 +16,10 @@ import pytest
 
 from heygem_core.config import get_settings
 from heygem_core.errors import ErrorCode, HeyGemError
-from heygem_core.video import (
-    STILL_IMAGE_FPS,
-    FrameSource,
-    VideoInfo,
-    VideoWriter,
-    ffmpeg_exe,
-    iter_frames,
-    pingpong_index,
-    probe_video,
-)
+from heygem_core.media.ffmpeg import ffmpeg_exe
+from heygem_core.media.probe import STILL_IMAGE_FPS, VideoInfo, probe_video
+from heygem_core.media.reader import FrameSource, iter_frames, pingpong_index
+from heygem_core.media.writer import VideoWriter
 
 W, H = 160, 120
 MARKER = "drawbox=x=0:y=0:w=24:h=24:color=red:t=fill"  # a red square in the top-left corner

@@ -15,15 +15,16 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from heygem_core import audio  # noqa: E402
 from heygem_core.config import PROJECT_ROOT, Settings, get_settings  # noqa: E402
 from heygem_core.engines import FrameJob, create_engine, resolve_engine_name  # noqa: E402
-from heygem_core.engines.wav2lip import MASK, BoxSmoother, Wav2LipEngine  # noqa: E402
-from heygem_core.engines.wav2lip_model import Wav2Lip, load_model, save_checkpoint  # noqa: E402
+from heygem_core.engines.wav2lip.engine import MASK, BoxSmoother, Wav2LipEngine  # noqa: E402
+from heygem_core.engines.wav2lip.model import Wav2Lip, load_model, save_checkpoint  # noqa: E402
 from heygem_core.errors import ErrorCode, HeyGemError  # noqa: E402
 from heygem_core.face import FaceTracker  # noqa: E402
+from heygem_core.media import audio  # noqa: E402
+from heygem_core.media.probe import probe_video  # noqa: E402
+from heygem_core.media.reader import iter_frames  # noqa: E402
 from heygem_core.pipeline import render  # noqa: E402
-from heygem_core.video import iter_frames, probe_video  # noqa: E402
 
 # --- the official definition (models/conv.py, models/wav2lip.py), written out by hand ----------
 # (module path, kind, cin, cout, kernel): "c" = Conv2d block, "t" = Conv2dTranspose block

@@ -9,9 +9,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from heygem_core.audio import AudioClip
 from heygem_core.config import Settings
-from heygem_core.face import Face
+from heygem_core.face.landmarks import Face
+from heygem_core.media.audio import AudioClip
 
 
 @dataclass

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from heygem_core.audio import check_audio, load_audio
 from heygem_core.config import Settings
 from heygem_core.errors import ErrorCode, HeyGemError
 from heygem_core.jobs.models import BatchMode, Item, ItemStatus
-from heygem_core.video import probe_video
+from heygem_core.media.audio import check_audio, load_audio
+from heygem_core.media.probe import probe_video
 
 logger = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ import cv2
 import librosa
 import numpy as np
 
-from heygem_core.audio import SAMPLE_RATE, AudioClip, mel_window, melspectrogram
 from heygem_core.config import Settings
 from heygem_core.engines.base import EngineStatus, FrameJob, LipSyncEngine
 from heygem_core.errors import ErrorCode, HeyGemError
-from heygem_core.face import Face
+from heygem_core.face.landmarks import Face
+from heygem_core.media.audio import SAMPLE_RATE, AudioClip, mel_window, melspectrogram
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class Wav2LipEngine(LipSyncEngine):
     def __init__(self, settings: Settings) -> None:
         import torch
 
-        from heygem_core.engines.wav2lip_model import load_model
+        from heygem_core.engines.wav2lip.model import load_model
 
         self.settings = settings
         self.device = torch.device(_device_name(settings.device))

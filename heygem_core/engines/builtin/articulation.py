@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from heygem_core.audio import SpeechFeatures
+from heygem_core.media.audio import SpeechFeatures
 
 SPEECH_RANGE_DB = 30.0  # levels this far below the loud speech (95th percentile) close the mouth
 NOISE_MARGIN_DB = 8.0  # and so do levels within this margin of the noise floor (10th percentile)

@@ -14,7 +14,7 @@ from scipy import signal
 
 from heygem_core.config import Settings, get_settings
 from heygem_core.errors import ErrorCode, HeyGemError
-from heygem_core.video import ffmpeg_error_tail, ffmpeg_exe, ffmpeg_input
+from heygem_core.media.ffmpeg import ffmpeg_error_tail, ffmpeg_exe, ffmpeg_input
 
 logger = logging.getLogger(__name__)
 

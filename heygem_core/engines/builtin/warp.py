@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from heygem_core import face as fm
+from heygem_core.face import landmarks as fm
 
 OPEN_MAX = 0.21  # inner-lip gap of a wide-open mouth, in eye distances
 MIN_GAP = 0.012  # narrowest target gap, in eye distances: lips never fold over each other

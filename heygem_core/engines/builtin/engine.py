@@ -10,13 +10,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from heygem_core import face as fm
-from heygem_core.audio import AudioClip, speech_features
 from heygem_core.config import Settings
-from heygem_core.engines.articulation import MouthTrack, articulate
 from heygem_core.engines.base import EngineStatus, FrameJob, LipSyncEngine
-from heygem_core.engines.mouthwarp import (INNER_CONTOUR, MouthPlan, inverse_field, paint_interior,
-                                           plan_mouth)
+from heygem_core.engines.builtin.articulation import MouthTrack, articulate
+from heygem_core.engines.builtin.warp import (INNER_CONTOUR, MouthPlan, inverse_field, paint_interior,
+                                              plan_mouth)
+from heygem_core.face import landmarks as fm
+from heygem_core.media.audio import AudioClip, speech_features
 
 MIN_MOVE_PX = 0.4  # below this the frame is passed through untouched
 MASK_GROW = 1.18  # the blend region reaches this far past the jawline (from the mouth centre)

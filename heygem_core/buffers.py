@@ -1,5 +1,5 @@
-"""Overlap I/O with compute: read frames ahead and write them behind in background threads, so
-the decoder and the encoder (separate ffmpeg processes) keep working while frames are rendered."""
+"""Bounded buffers between threads: `Prefetch` reads frames ahead and `WriteBehind` writes them behind,
+so the decoder and the encoder (separate ffmpeg processes) keep working while frames are rendered."""
 
 from __future__ import annotations
 

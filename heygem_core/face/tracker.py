@@ -1,0 +1,153 @@
+"""Following one face through a video: the largest at the start, then the one nearest the
+previous box, tracked frame to frame by a video-mode face mesh on a crop around it, so small faces
+keep working and the tracked identity stays put; smoothed (see `smoothing`)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import cv2
+import numpy as np
+
+from heygem_core.face.landmarks import Box, Face, eye_distance
+from heygem_core.face.locator import Locator, points_box, square_around, square_patch
+from heygem_core.face.mesh import mesh_graph, mesh_points
+from heygem_core.face.smoothing import DEFAULT_FPS, FaceSmoother
+
+log = logging.getLogger(__name__)
+
+ROI_SCALE = 2.0              # tracking crop side / landmark box side
+MAX_MISSES = 3               # frames without a face before the temporal state is dropped
+SEARCH_PATIENCE = 30         # frames without a face that still get the full small-face search
+SEARCH_EVERY = 5             # ...after which it runs on every this many frames only (~25 ms each)
+JUMP_DISTANCE = 0.8          # centre shift in eye distances that counts as a cut
+JUMP_SCALE = 1.3             # eye-distance ratio that counts as a cut
+
+
+class FaceTracker:
+    """One face per video, the largest, tracked consistently frame to frame.
+
+    Landmarks are smoothed with One-Euro filters (see `FaceSmoother`): a still face does not
+    jitter and a fast mouth keeps its per-frame motion. Smoothing restarts after `MAX_MISSES`
+    frames without a face and when the face jumps (a cut). `fps` is the video's frame rate, which
+    the filters' cutoffs are in. Not thread-safe: one tracker per video stream.
+    """
+
+    def __init__(self, smooth: bool = True, fps: float = DEFAULT_FPS) -> None:
+        self.smooth = smooth
+        self._locator = Locator()
+        self._roi_mesh = mesh_graph(static=False, max_faces=1)
+        self._smoother = FaceSmoother(fps)
+        self._roi: Box | None = None          # crop the video-mode mesh tracks in
+        self._last_box: Box | None = None     # the tracked face's last box, for identity
+        self._last_raw: np.ndarray | None = None
+        self._misses = 0
+
+    def track(self, frame_bgr: np.ndarray) -> Face | None:
+        """The tracked face in this frame (a fresh array each call), or None when there is none."""
+        _check_frame(frame_bgr)
+        raw = self._locate(frame_bgr)
+        if raw is None:
+            self._lost()
+            return None
+        points = self._smoothed(raw).astype(np.float32)
+        shape = frame_bgr.shape
+        self._last_box = points_box(raw, shape)
+        self._roi = square_around(self._last_box, ROI_SCALE)
+        self._misses = 0
+        return Face(points=points, box=points_box(points, shape))
+
+    def reset(self) -> None:
+        """Forget all temporal state (a new video)."""
+        self._smoother.reset()
+        self._roi = self._last_box = self._last_raw = None
+        self._misses = 0
+        self._roi_mesh.close()  # drops the mesh's own tracking state
+
+    def close(self) -> None:
+        """Release the MediaPipe graphs."""
+        self._locator.close()
+        self._roi_mesh.close()
+
+    def __enter__(self) -> FaceTracker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _locate(self, frame_bgr: np.ndarray) -> np.ndarray | None:
+        """Raw points: tracked in the crop around the last face, else acquired anew."""
+        if self._roi is not None and self._last_raw is not None:
+            raw = self._track_roi(frame_bgr, self._roi)
+            if raw is not None and not _is_jump(self._last_raw, raw):
+                return raw
+            if raw is not None:
+                log.debug("the tracking crop holds another face: acquiring again")
+                self._roi_mesh.close()
+            self._roi = None
+        rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
+        small = self._misses < SEARCH_PATIENCE or self._misses % SEARCH_EVERY == 0
+        return self._locator.find(rgb, near=self._last_box, small=small)
+
+    def _track_roi(self, frame_bgr: np.ndarray, roi: Box) -> np.ndarray | None:
+        rgb = square_patch(frame_bgr, roi, cv2.COLOR_BGR2RGB)
+        faces = mesh_points(self._roi_mesh, rgb, roi[:2])
+        return faces[0] if faces else None
+
+    def _smoothed(self, raw: np.ndarray) -> np.ndarray:
+        """Filter `raw`, restarting the filter on a cut; returns raw when smoothing is off."""
+        frames = self._misses + 1
+        if self._last_raw is not None and _is_jump(self._last_raw, raw):
+            log.debug("face jumped: restarting the smoothing")
+            self._smoother.reset()
+        self._last_raw = raw
+        if not self.smooth:
+            return raw
+        return self._smoother(raw, frames)
+
+    def _lost(self) -> None:
+        self._misses += 1
+        if self._misses > MAX_MISSES and self._last_raw is not None:
+            log.debug("face lost for %d frames: restarting the smoothing", self._misses)
+            self._smoother.reset()
+            self._last_raw = None
+
+
+def _check_frame(frame: np.ndarray) -> None:
+    if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 \
+            or frame.dtype != np.uint8 or frame.size == 0:
+        raise ValueError(f"expected an (H, W, 3) uint8 BGR frame, got {_describe(frame)}")
+
+
+def _describe(frame: object) -> str:
+    if isinstance(frame, np.ndarray):
+        return f"{frame.dtype} array of shape {frame.shape}"
+    return type(frame).__name__
+
+
+def _is_jump(before: np.ndarray, after: np.ndarray) -> bool:
+    """True when the face moved or rescaled more than a head plausibly does in a frame."""
+    scale_before, scale_after = eye_distance(before), eye_distance(after)
+    ratio = max(scale_after, 1e-6) / max(scale_before, 1e-6)
+    shift = float(np.linalg.norm(after.mean(axis=0) - before.mean(axis=0)))
+    return shift > JUMP_DISTANCE * scale_before or not 1 / JUMP_SCALE < ratio < JUMP_SCALE
+
+_static_locator: Locator | None = None   # the model cache behind detect_landmarks
+_static_lock = threading.Lock()
+
+
+def detect_landmarks(frame_bgr: np.ndarray) -> np.ndarray | None:
+    """(468, 2) pixel points of the largest face in one image, or None.
+
+    An independent single-image pass (static mode, no smoothing) on its own models, created on
+    first use and kept for the process.
+    """
+    global _static_locator
+    _check_frame(frame_bgr)
+    rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
+    with _static_lock:
+        if _static_locator is None:
+            _static_locator = Locator()
+        points = _static_locator.find(rgb)
+    return None if points is None else points.astype(np.float32)

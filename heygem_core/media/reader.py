@@ -1,0 +1,232 @@
+"""Streaming frames out of a probed video: BGR uint8 (H, W, 3), upright, at a constant rate, and
+the ping-pong schedule that makes a short video as long as its audio without a jump at the seam."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from heygem_core.errors import ErrorCode, HeyGemError
+from heygem_core.media.ffmpeg import (SWS_FLAGS, ffmpeg_exe, ffmpeg_input, rate_arg, read_exact, read_tail,
+                                      stop)
+from heygem_core.media.probe import VideoInfo
+
+logger = logging.getLogger(__name__)
+
+VFR_PAD_FRAMES = 2  # frames the fps filter may lose at the end of a VFR stream; repeated
+SPILL_JPEG_QUALITY = 95  # quality of the frames FrameSource spills to disk
+# full-resolution chroma (4:4:4): a sixth of the 4:2:0 error for 1.5x the bytes
+_SPILL_JPEG_PARAMS = [cv2.IMWRITE_JPEG_QUALITY, SPILL_JPEG_QUALITY,
+                      cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+
+
+def iter_frames(info: VideoInfo, threads: int = 0) -> Iterator[np.ndarray]:
+    """Stream the frames of a probed video: BGR uint8 (H, W, 3), upright, at info.fps.
+
+    Yields info.n_frames frames when the file is intact, fewer if the decoder stops early
+    (logged). Each frame is a fresh writable array. An image yields its one frame. `threads`
+    are the decoder's (0: ffmpeg's choice).
+    """
+    output = ["-map", "0:V:0", "-frames:v", str(info.n_frames)]
+    if info.vfr:
+        output += ["-vf", f"fps={rate_arg(info.fps)}"]
+    if info.yuv_path:
+        output += ["-fps_mode", "passthrough", "-pix_fmt", "yuv420p", "-f", "rawvideo", "-"]
+        shape, convert = (info.height * 3 // 2, info.width), _yuv_to_bgr
+    else:
+        output += [*SWS_FLAGS, "-fps_mode", "passthrough", "-pix_fmt", "bgr24", "-f", "rawvideo", "-"]
+        shape, convert = (info.height, info.width, 3), None
+    count = 0
+    last: np.ndarray | None = None
+    for frame in _decode(info.path, output, shape, convert, threads):
+        count += 1
+        last = frame
+        yield frame
+    if info.vfr and last is not None and info.n_frames - VFR_PAD_FRAMES <= count < info.n_frames:
+        for _ in range(info.n_frames - count):  # the fps filter rounded the end away
+            yield last.copy()
+
+
+def _yuv_to_bgr(raw: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(raw, cv2.COLOR_YUV2BGR_I420)
+
+
+def _decode(path: Path, output_args: list[str], shape: tuple[int, ...],
+            convert: Callable[[np.ndarray], np.ndarray] | None = None,
+            threads: int = 0) -> Iterator[np.ndarray]:
+    """Run ffmpeg with rawvideo output on stdout and yield frames of `shape` (each passed
+    through `convert` when given) until it ends."""
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-v", "error",
+           "-threads", str(threads), "-i", ffmpeg_input(path), *output_args]
+    with tempfile.TemporaryFile() as stderr:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=stderr, bufsize=0)
+        try:
+            while True:
+                frame = np.empty(shape, dtype=np.uint8)
+                if not read_exact(proc.stdout, memoryview(frame).cast("B")):
+                    break
+                yield frame if convert is None else convert(frame)
+            if proc.wait() != 0:
+                logger.warning("decoding %s stopped early: %s", path.name, read_tail(stderr))
+        finally:
+            stop(proc)
+
+
+def pingpong_index(i: int, n: int) -> int:
+    """Source frame of output frame i for a video of n frames: 0..n-1, n-2..1, 0..n-1, ..."""
+    if n <= 0:
+        raise ValueError(f"n must be positive, got {n}")
+    if n == 1:
+        return 0
+    period = 2 * n - 2
+    r = i % period
+    return r if r < n else period - r
+
+
+class _SpillFile:
+    """JPEG frames appended to one temporary file, read back by index."""
+
+    def __init__(self, workdir: Path | None) -> None:
+        fd, name = tempfile.mkstemp(prefix=".heygem-frames-", suffix=".spill",
+                                    dir=str(workdir) if workdir else None)
+        self.path = Path(name)
+        self._file = os.fdopen(fd, "w+b")
+        self._index: list[tuple[int, int]] = []  # (offset, length) of each frame
+        self._end = 0
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def append(self, frame: np.ndarray) -> None:
+        ok, data = cv2.imencode(".jpg", frame, _SPILL_JPEG_PARAMS)
+        if not ok:
+            raise RuntimeError("JPEG encoding of a spilled frame failed")
+        self._file.seek(self._end)
+        self._file.write(data.tobytes())
+        self._index.append((self._end, len(data)))
+        self._end += len(data)
+
+    def read(self, i: int) -> np.ndarray:
+        offset, length = self._index[i]
+        self._file.seek(offset)
+        data = np.frombuffer(self._file.read(length), dtype=np.uint8)
+        return cv2.imdecode(data, cv2.IMREAD_COLOR)
+
+    def close(self) -> None:
+        self._file.close()
+        self.path.unlink(missing_ok=True)
+
+
+class FrameSource:
+    """Yields (source_index, frame) for output frames 0..n_out-1 in ping-pong order, streaming.
+
+    When n_out <= n_frames: the first n_out frames (trim). When longer: the first forward pass
+    comes from the decoder and, only if a backward pass is needed, each frame is also spilled
+    as JPEG (quality 95) to one temp file, from which later passes read; memory stays bounded
+    whatever the length. If the decoder yields fewer frames than info.n_frames, the real count
+    is used. A still image repeats its one frame. Iterate once; close() removes the temp file.
+    `decode_threads` are the decoder's (0: ffmpeg's choice).
+    """
+
+    def __init__(self, info: VideoInfo, n_out: int, workdir: Path | None = None,
+                 decode_threads: int = 0) -> None:
+        self.info = info
+        self.decode_threads = decode_threads
+        self.n_out = max(0, int(n_out))
+        self.workdir = Path(workdir) if workdir is not None else None
+        self._spill: _SpillFile | None = None
+        self._frames: Iterator[np.ndarray] | None = None
+        self._started = False
+
+    @property
+    def spill_path(self) -> Path | None:
+        """The temp file of spilled frames, while there is one."""
+        return self._spill.path if self._spill else None
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        if self._started:
+            raise RuntimeError("a FrameSource can be iterated only once")
+        self._started = True
+        if self.n_out == 0:
+            return
+        if self.info.is_image:
+            yield from self._repeat_image()
+            return
+        n = yield from self._forward_pass(spill=self.n_out > self.info.n_frames)
+        if n >= self.n_out:
+            return
+        if n == 0:
+            raise HeyGemError(ErrorCode.VIDEO_UNREADABLE,
+                              detail=f"{self.info.path.name}: no frame could be decoded")
+        # no spill when the decoder came up short of a trim we planned: decode again into one
+        spill = self._spill or self._spill_from_decoder(n)
+        n = len(spill)
+        logger.debug("ping-pong over %d frames for %d output frames", n, self.n_out)
+        for k in range(n, self.n_out):
+            src = pingpong_index(k, n)
+            yield src, spill.read(src)
+
+    def _repeat_image(self) -> Iterator[tuple[int, np.ndarray]]:
+        frame = next(iter_frames(self.info, self.decode_threads), None)
+        if frame is None:
+            raise HeyGemError(ErrorCode.VIDEO_UNREADABLE,
+                              detail=f"{self.info.path.name}: the image could not be decoded")
+        for _ in range(self.n_out):
+            yield 0, frame.copy()
+
+    def _forward_pass(self, spill: bool) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield the decoder's frames up to n_out (spilling them if asked); return the count."""
+        if spill:
+            self._spill = _SpillFile(self.workdir)
+        self._frames = iter_frames(self.info, self.decode_threads)
+        count = 0
+        try:
+            for frame in self._frames:
+                if self._spill is not None:
+                    self._spill.append(frame)
+                yield count, frame
+                count += 1
+                if count >= self.n_out:
+                    break
+        finally:
+            self._close_decoder()
+        return count
+
+    def _spill_from_decoder(self, n: int) -> _SpillFile:
+        """Decode again into a new spill file, keeping at most the first n frames."""
+        spill = self._spill = _SpillFile(self.workdir)
+        self._frames = iter_frames(self.info, self.decode_threads)
+        try:
+            for frame in self._frames:
+                spill.append(frame)
+                if len(spill) >= n:
+                    break
+        finally:
+            self._close_decoder()
+        return spill
+
+    def _close_decoder(self) -> None:
+        if self._frames is not None:
+            self._frames.close()  # type: ignore[attr-defined]
+            self._frames = None
+
+    def close(self) -> None:
+        """Stop the decoder and remove the spill file."""
+        self._close_decoder()
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
+
+    def __enter__(self) -> FrameSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
