@@ -1,82 +1,9 @@
-"""The studio's server: `python app.py` serves the Gradio studio at /, the REST/SSE API, and runs
-the in-process worker.
+"""The studio's entry point: `python app.py` serves the Gradio studio at /, the REST/SSE/WebSocket
+API, and starts the worker beside it. The server itself is `heygem_web.server`."""
 
-Settings come from HEYGEM_HOST, HEYGEM_PORT, HEYGEM_WORKSPACE and the rest of config.py."""
+from heygem_web.server import create_app, create_server_app, main
 
-from __future__ import annotations
-
-import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
-import gradio as gr
-import uvicorn
-from fastapi import FastAPI, Request
-
-from heygem_core.api import install_error_handlers, router
-from heygem_core.auth import AuthMiddleware, Authenticator, parse_auth
-from heygem_core.config import Settings, get_settings
-from heygem_core.jobs.runtime import build_runtime
-from heygem_core.polling import ProgressFastPath, polling_protocol
-from heygem_core.ui import build_ui
-from heygem_core.ui_text import CSS, HEAD
-
-logger = logging.getLogger("heygem")
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The FastAPI application with the batch runtime (store, queue, in-process workers)."""
-    settings = settings or get_settings()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = build_runtime(settings)
-        app.state.runtime = runtime
-        runtime.spawn_worker(settings.inprocess_workers)
-        try:
-            yield
-        finally:
-            runtime.close()
-
-    app = FastAPI(title="HeyGem batch lip-sync", version="0.3.0", lifespan=lifespan)
-    install_error_handlers(app)
-    app.include_router(router)
-    authenticator = Authenticator(parse_auth(settings.auth))
-    app.state.authenticator = authenticator
-    if authenticator.enabled:
-        app.add_middleware(AuthMiddleware, authenticator=authenticator)
-    blocks = build_ui(lambda: app.state.runtime)
-    return gr.mount_gradio_app(app, blocks, path="/", css=CSS, head=HEAD, footer_links=[],
-                               max_file_size=settings.max_upload_bytes,
-                               auth_dependency=_request_user if authenticator.enabled else None)
-
-
-def create_server_app(settings: Settings | None = None) -> ProgressFastPath:
-    """What the server runs: `create_app` behind the polling fast path."""
-    app = create_app(settings)
-    return ProgressFastPath(app, app.state.authenticator)
-
-
-def _request_user(request: Request) -> str | None:
-    """The user the auth middleware put on the request (the UI's login is the same as the API's)."""
-    return getattr(request.state, "user", None)
-
-
-def main() -> None:
-    """Start the server on HEYGEM_HOST:HEYGEM_PORT (127.0.0.1:7860 by default)."""
-    settings = get_settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if settings.host not in LOOPBACK and not parse_auth(settings.auth):
-        message = (f"WARNING: listening on {settings.host} without login: anyone on the network can "
-                   "use this server. Set HEYGEM_AUTH=user:password to require a login.")
-        logger.warning(message)
-        print(message, flush=True)
-    print(f"HeyGem is running at http://{settings.host}:{settings.port}/  (API docs: /docs, "
-          f"live log: {settings.log_file})", flush=True)
-    app = create_server_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", http=polling_protocol(app))
-
+__all__ = ["create_app", "create_server_app", "main"]
 
 if __name__ == "__main__":
     main()

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -93,25 +94,24 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     """Take items from the shared queue until SIGINT/SIGTERM; the running item is interrupted
     and goes back to the queue (its front on the next start; at once on a Redis queue)."""
-    import os
     import signal
     import threading
 
+    from heygem_core.jobs.redis_store import safe_url
     from heygem_core.jobs.runtime import build_runtime, die_with_parent, parent_gone
 
+    settings = get_settings()
     if args.device:
-        os.environ["HEYGEM_DEVICE"] = args.device  # this process only (settings read it below)
-    runtime = build_runtime(owns_log=False)
+        settings = replace(settings, device=args.device)
+    runtime = build_runtime(settings, owns_log=False, renders=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     die_with_parent()
-    runtime.start_liveness(runtime.settings.device)
+    runtime.start_liveness(settings.device)
     runtime.queue.start(args.workers)
-    shared = f"Redis {runtime.settings.redis_url.rpartition('@')[2]}" if runtime.settings.redis_url \
-        else f"workspace {runtime.settings.workspace}"
-    print(f"worker running ({args.workers} thread(s), device {runtime.settings.device}), {shared}",
-          flush=True)
+    shared = f"Redis {safe_url(settings.redis_url)}" if settings.redis_url else f"workspace {settings.workspace}"
+    print(f"worker running ({args.workers} thread(s), device {settings.device}), {shared}", flush=True)
     while not stop.wait(PARENT_POLL_S) and not parent_gone():
         pass
     runtime.close()

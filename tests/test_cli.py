@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from heygem_core.jobs.intake import output_name
 from heygem_core.media.probe import probe_video
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,10 +50,3 @@ def test_engines_and_check():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "ffmpeg" in proc.stdout and "face models load" in proc.stdout
     assert proc.stderr.strip() == ""
-
-
-def test_output_names_follow_the_inputs():
-    taken: set[str] = set()
-    assert output_name("teacher_03.mp4", taken) == "teacher_03_synced.mp4"
-    assert output_name("teacher_03.mov", taken) == "teacher_03_synced_2.mp4"
-    assert output_name("王老师 第1课.mp4", taken) == "王老师 第1课_synced.mp4"

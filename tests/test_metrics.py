@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -76,8 +77,12 @@ def test_keys_and_types() -> None:
     assert isinstance(snapshot["gpus"], list)
 
 
+NVIDIA_DRIVER = Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidiactl").exists()
+
+
+@pytest.mark.skipif(NVIDIA_DRIVER, reason="an NVIDIA driver is present: its GPUs are reported")
 def test_no_gpu_here_gives_an_empty_list() -> None:
-    # this machine has no NVIDIA driver (if pynvml is installed, its init fails)
+    # without an NVIDIA driver (if pynvml is installed, its init fails)
     assert system_metrics()["gpus"] == []
     assert gpu_stats() == []
 

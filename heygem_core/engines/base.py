@@ -5,13 +5,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from heygem_core.config import Settings
-from heygem_core.face.landmarks import Face
-from heygem_core.media.audio import AudioClip
+
+if TYPE_CHECKING:  # the registry imports this module: it stays light
+    from heygem_core.face.landmarks import Face
+    from heygem_core.media.audio import AudioClip
 
 
 @dataclass

@@ -1,20 +1,18 @@
-"""Batches and items, their statuses, and the progress snapshot (the JSON of DESIGN.md).
+"""Batches and items, their statuses, and what follows from them: the batch status its items
+imply, the progress rate, the time left.
 
-Everything here is pure: no store, no clock unless one is passed in. The snapshot is built in
-one place, `snapshot()`, and every reader (REST, SSE, WebSocket, UI, CLI) serves what it returns.
-"""
+Everything here is pure: no store, no clock unless one is passed in. The snapshot built from them
+lives in `snapshot.py`."""
 
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Callable, Iterable
+from typing import Iterable
 
+BATCH_ID_HEX = 32  # batch ids are uuid4 hex: 32 lowercase hex digits
 # Just under 1.0: the most an unfinished batch may report, so that 1.0 always means "all done".
 MAX_UNFINISHED_RATE = 0.9999
-RATE_DECIMALS = 4  # progress_rate in the snapshot is rounded to this many decimals
 
 
 class ItemStatus(str, Enum):
@@ -190,54 +188,6 @@ def current_item(batch: Batch) -> Item | None:
     return next((item for item in batch.items if item.status is ItemStatus.PROCESSING), None)
 
 
-def _item_view(item: Item, output_url: Callable[[Item], str] | None) -> dict[str, Any]:
-    """One entry of the snapshot's `items`."""
-    url = output_url(item) if output_url is not None and item.status is ItemStatus.DONE else None
-    duration = None
-    if item.started_at is not None and item.finished_at is not None:
-        duration = round(item.finished_at - item.started_at, 3)
-    return {"index": item.index, "name": item.name, "status": item.status.value,
-            "output_url": url, "frames_done": item.frames_done,
-            "frames_total": item.frames_total, "error_code": item.error_code,
-            "error": item.error, "warnings": list(item.warnings), "worker": item.worker,
-            "duration_s": duration}
-
-
-def _count(batch: Batch, *statuses: ItemStatus) -> int:
-    return sum(1 for item in batch.items if item.status in statuses)
-
-
-def snapshot(batch: Batch, system: dict | None = None,
-             output_url: Callable[[Item], str] | None = None,
-             now: float | None = None) -> dict[str, Any]:
-    """The progress snapshot of DESIGN.md, ready for `json.dumps` (enums as their values).
-
-    `output_url(item)` makes the download link of a done item (None: no links); `system` is the
-    CPU / memory / GPU metrics dict; `now` defaults to the current time (for the ETA).
-    """
-    now = time.time() if now is None else now
-    running = current_item(batch)
-    rate = progress_rate(batch)
-    eta = eta_seconds(batch, now)
-    finished = (ItemStatus.DONE, ItemStatus.FAILED, ItemStatus.CANCELLED)
-    return {
-        "batch_id": batch.batch_id,
-        "status": BatchStatus(batch.status).value,
-        "current_video": running.name if running else None,
-        "processed_count": _count(batch, *finished),
-        "total_count": len(batch.items),
-        "succeeded_count": _count(batch, ItemStatus.DONE),
-        "failed_count": _count(batch, ItemStatus.FAILED),
-        "cancelled_count": _count(batch, ItemStatus.CANCELLED),
-        "progress_rate": 1.0 if rate == 1.0 else round(rate, RATE_DECIMALS),
-        "current_frame": running.frames_done if running else 0,
-        "current_total_frames": running.frames_total if running else 0,
-        "eta_seconds": None if eta is None else int(math.ceil(eta)),
-        "items": [_item_view(item, output_url) for item in batch.items],
-        "system": dict(system) if system else {},
-        "mode": BatchMode(batch.mode).value,
-        "engine": batch.engine,
-        "created_at": batch.created_at,
-        "started_at": batch.started_at,
-        "finished_at": batch.finished_at,
-    }
+def is_batch_id(value: str) -> bool:
+    """A well-formed batch id (nothing else reaches the store or the file system)."""
+    return len(value) == BATCH_ID_HEX and not value.strip("0123456789abcdef")

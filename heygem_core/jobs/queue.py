@@ -32,6 +32,21 @@ def _is_connection_error(error: Exception) -> bool:
     return isinstance(error, (redis.ConnectionError, redis.TimeoutError))
 
 
+def _task_function(handler: ItemHandler) -> ItemHandler:
+    """The function Huey registers: defined here whatever the handler, because Huey names a task
+    by its function's module as well, and every process must give the task the same name (the
+    API process queues with none, a worker runs with its ItemRunner)."""
+    def render_item(batch_id: str, index: int) -> None:
+        handler(batch_id, index)
+
+    return render_item
+
+
+def _queue_only(batch_id: str, index: int) -> None:
+    """The task as a process that only queues knows it: never run there (see JobQueue)."""
+    raise RuntimeError(f"{batch_id}/{index} reached a process that only queues")
+
+
 def make_huey(settings: Settings) -> Huey:
     """Huey on Redis when `settings.redis_url` is set, else on the workspace's SQLite file."""
     if settings.redis_url:
@@ -50,10 +65,13 @@ def make_huey(settings: Settings) -> Huey:
 class JobQueue:
     """Orders items: `enqueue()` appends, workers started by `start()` take them in order."""
 
-    def __init__(self, settings: Settings, handler: ItemHandler) -> None:
+    def __init__(self, settings: Settings, handler: ItemHandler | None = None) -> None:
+        """`handler` renders an item; without one this process only queues (the API process:
+        workers elsewhere take the items by the task's name)."""
         self.huey = make_huey(settings)
         self.shared = bool(settings.redis_url)  # several machines take from this queue
-        self._task = self.huey.task(name=TASK_NAME)(handler)
+        self.handler = handler
+        self._task = self.huey.task(name=TASK_NAME)(_task_function(handler or _queue_only))
         self._consumer: Consumer | None = None
 
     def enqueue(self, batch_id: str, index: int) -> None:
@@ -80,9 +98,11 @@ class JobQueue:
                                          check_worker_health=False, shutdown_timeout=SHUTDOWN_S)
 
     def start(self, workers: int = 1) -> None:
-        """Start workers in this process, in the background."""
+        """Start workers in this process, in the background (only with a handler)."""
         if workers <= 0 or self._consumer is not None:
             return
+        if self.handler is None:
+            raise RuntimeError("this queue only enqueues: it was made without an item handler")
         self._consumer = self.consumer(workers)
         # Consumer.start() ends by installing Huey's own SIGINT/SIGTERM handlers, which only its
         # run() loop reads: a signal landing while they are in place was lost (a worker that

@@ -99,6 +99,12 @@ def _resilient(method: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
+def safe_url(url: str) -> str:
+    """A Redis URL with its credentials hidden, for messages: redis://***@host:6379/0."""
+    head, at, tail = url.rpartition("@")
+    return f"{head.split('//')[0]}//***@{tail}" if at else url
+
+
 class RedisStore(ProgressStore):
     """ProgressStore on a Redis server (`url` as redis://host:port/db)."""
 
@@ -115,8 +121,7 @@ class RedisStore(ProgressStore):
     @property
     def safe_url(self) -> str:
         """The URL without a password, for messages."""
-        head, at, tail = self.url.rpartition("@")
-        return f"{head.split('//')[0]}//***@{tail}" if at else self.url
+        return safe_url(self.url)
 
     def key(self, name: str) -> str:
         """A key of this store's namespace (the heartbeat and reaper use it too)."""

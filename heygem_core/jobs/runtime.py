@@ -17,11 +17,12 @@ from heygem_core.jobs.redis_store import RedisStore
 from heygem_core.jobs.service import BatchService
 from heygem_core.jobs.sqlite_store import SqliteStore
 from heygem_core.jobs.store import ProgressStore
-from heygem_core.jobs.worker import ItemRunner
+from heygem_core.jobs.snapshot import OutputUrl, SnapshotCache
 from heygem_core.realtime_log import log_event, setup_realtime_log
 
 if TYPE_CHECKING:
     from heygem_core.jobs.heartbeat import Liveness
+    from heygem_core.jobs.worker import ItemRunner
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +42,9 @@ class Runtime:
     settings: Settings
     store: ProgressStore
     queue: JobQueue
-    runner: ItemRunner
     service: BatchService
+    snapshots: SnapshotCache
+    runner: ItemRunner | None = None  # only in a process that renders (a worker)
 
     worker_process: subprocess.Popen | None = None
     liveness: Liveness | None = None
@@ -73,7 +75,8 @@ class Runtime:
 
     def close(self) -> None:
         """Interrupt the running item (it resumes after the next start) and stop the workers."""
-        self.runner.shutdown.set()
+        if self.runner is not None:
+            self.runner.shutdown.set()
         if self.worker_process is not None and self.worker_process.poll() is None:
             self.worker_process.terminate()
             try:
@@ -114,21 +117,27 @@ def open_store(settings: Settings, retry_s: float = APP_STORE_RETRY_S) -> Progre
     return SqliteStore(settings.jobs_db)
 
 
-def build_runtime(settings: Settings | None = None, owns_log: bool = True) -> Runtime:
-    """The store (SQLite in the workspace, or Redis), the Huey queue, the worker and the service.
-    Only the process that `owns_log` (the app) rotates the real-time log; workers append (and
-    wait out a Redis outage instead of failing)."""
+def build_runtime(settings: Settings | None = None, owns_log: bool = True, *, renders: bool = False,
+                  output_url: OutputUrl | None = None) -> Runtime:
+    """The store (SQLite in the workspace, or Redis), the Huey queue, the service and the snapshot
+    cache (whose items link to `output_url`); with `renders`, the item runner too (a worker: only
+    then is the render stack imported). Only the process that `owns_log` (the app) rotates the
+    real-time log; workers append (and wait out a Redis outage instead of failing)."""
     settings = settings or get_settings()
     for folder in (settings.workspace, settings.uploads_dir, settings.outputs_dir):
         folder.mkdir(parents=True, exist_ok=True)
     setup_realtime_log(settings.log_file, max_bytes=settings.log_max_bytes, backups=settings.log_backups,
                        rotate=owns_log)
     store = open_store(settings, APP_STORE_RETRY_S if owns_log else WORKER_STORE_RETRY_S)
-    runner = ItemRunner(store, settings)
+    runner = None
+    if renders:
+        from heygem_core.jobs.worker import ItemRunner
+
+        runner = ItemRunner(store, settings)
     queue = JobQueue(settings, runner)
-    if queue.shared:
+    if runner is not None and queue.shared:
         runner.requeue = queue.enqueue
-    service = BatchService(store, queue, runner, settings)
+    service = BatchService(store, queue, settings)
     where = f"Redis {store.safe_url}" if isinstance(store, RedisStore) else f"workspace {settings.workspace}"
     log_event(f"服务启动 / runtime ready, {where}")
-    return Runtime(settings, store, queue, runner, service)
+    return Runtime(settings, store, queue, service, SnapshotCache(store, output_url), runner)

@@ -1,8 +1,8 @@
-"""Batches as the API, the UI and the CLI see them: submit, progress, cancel, retry, recover."""
+"""Batches as the API, the UI and the CLI change them: submit, cancel, retry, recover; their
+snapshots are read through `snapshot.SnapshotCache`."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -18,59 +18,27 @@ from heygem_core.engines import ENGINE_CHOICES
 from heygem_core.errors import ErrorCode, HeyGemError
 from heygem_core.jobs import intake
 from heygem_core.jobs.intake import Upload
-from heygem_core.jobs.models import (Batch, BatchMode, BatchStatus, Item, ItemStatus,
-                                     batch_status_from_items, snapshot)
+from heygem_core.jobs.models import (Batch, BatchMode, BatchStatus, ItemStatus, batch_status_from_items,
+                                     is_batch_id)
 from heygem_core.jobs.queue import JobQueue
+from heygem_core.jobs.rules import held_by, settle_batch
 from heygem_core.jobs.store import ProgressStore
-from heygem_core.jobs.worker import ItemRunner, held_by, settle_batch
-from heygem_core.metrics import system_metrics, system_metrics_json
 from heygem_core.realtime_log import log_event
 
 logger = logging.getLogger(__name__)
 
-BATCH_ID_HEX = 32  # batch ids are uuid4 hex: 32 lowercase hex digits
-CURRENT_TTL_S = 0.25  # how long "the current batch" is remembered between polls
-POLL_FRESH_S = 0.05  # polls this close together share one look at the store's version
-
-
-def is_batch_id(value: str) -> bool:
-    """A well-formed batch id (nothing else reaches the store or the file system)."""
-    return len(value) == BATCH_ID_HEX and not value.strip("0123456789abcdef")
-
-
-@dataclass
-class _Cached:
-    """One batch's snapshot at one store version, and its JSON without the closing brace."""
-
-    version: int
-    owner: str
-    snapshot: dict
-    encoded: bytes
-    checked_at: float = 0.0  # time.monotonic() of the last look at the store's version
-
-    @classmethod
-    def of(cls, version: int, owner: str, snap: dict) -> _Cached:
-        """`system` is left out of the bytes: each answer appends the current metrics as its last
-        key (JSON with the key twice would still parse, but is not what we mean to send)."""
-        rest = {key: value for key, value in snap.items() if key != "system"}
-        encoded = json.dumps(rest, ensure_ascii=False, separators=(",", ":")).encode()
-        return cls(version, owner, snap, encoded[:-1])
-
 
 @dataclass
 class BatchService:
-    """The one path every front end takes to make and follow batches."""
+    """The one path every front end takes to make and change batches."""
 
     store: ProgressStore
     queue: JobQueue
-    runner: ItemRunner
     settings: Settings
     is_alive: Callable[[str | None], bool] | None = None  # worker -> alive? (None: same-host pid check)
 
     def __post_init__(self) -> None:
         self._submit_lock = threading.Lock()
-        self._snapshots: dict[str, _Cached] = {}
-        self._current: dict[str | None, tuple[float, str | None]] = {}  # owner -> (when, batch id)
 
     # --- making batches ------------------------------------------------------------------
 
@@ -141,59 +109,6 @@ class BatchService:
         if batch is None or (owner is not None and batch.owner != owner):
             raise HeyGemError(ErrorCode.NOT_FOUND, "batch")
         return batch
-
-    def current_batch_id(self, owner: str | None = None) -> str | None:
-        """The active batch, else the most recent one."""
-        return self.store.active_batch_id(owner) or self.store.latest_batch_id(owner)
-
-    def live_snapshot(self, batch_id: str | None, owner: str | None = None,
-                      output_url: Callable[[Item], str] | None = None) -> dict:
-        """The snapshot of `batch_id` (None: the current batch; {} when there is none), rebuilt
-        only when the store's version of the batch changed, so hundreds of pollers cost one
-        small query each."""
-        cached = self._cached(batch_id, owner, output_url)
-        return {**cached.snapshot, "system": system_metrics()} if cached else {}
-
-    def live_snapshot_json(self, batch_id: str | None, owner: str | None = None,
-                           output_url: Callable[[Item], str] | None = None) -> bytes | None:
-        """`live_snapshot` as UTF-8 JSON from bytes encoded once per change (None when there is
-        no current batch): the polling path, where encoding per request would dominate."""
-        cached = self._cached(batch_id, owner, output_url, POLL_FRESH_S)
-        return cached.encoded + b',"system":' + system_metrics_json() + b"}" if cached else None
-
-    def _cached(self, batch_id: str | None, owner: str | None,
-                output_url: Callable[[Item], str] | None, fresh_s: float = 0.0) -> _Cached | None:
-        """The batch's cached snapshot, checked against the store's version unless it was
-        checked less than `fresh_s` ago."""
-        if batch_id is None:
-            batch_id = self._current_cached(owner)
-            if batch_id is None:
-                return None
-        if not is_batch_id(batch_id):
-            raise HeyGemError(ErrorCode.NOT_FOUND, "batch")
-        cached = self._snapshots.get(batch_id)
-        now = time.monotonic()
-        if cached is None or now - cached.checked_at >= fresh_s:
-            try:
-                version = self.store.version(batch_id)
-            except KeyError:
-                raise HeyGemError(ErrorCode.NOT_FOUND, "batch") from None
-            if cached is None or cached.version != version:
-                batch = self.get(batch_id)
-                cached = _Cached.of(version, batch.owner, snapshot(batch, None, output_url))
-                self._snapshots[batch_id] = cached
-            cached.checked_at = now
-        if owner is not None and cached.owner != owner:
-            raise HeyGemError(ErrorCode.NOT_FOUND, "batch")
-        return cached
-
-    def _current_cached(self, owner: str | None) -> str | None:
-        now = time.monotonic()
-        when, batch_id = self._current.get(owner, (0.0, None))
-        if now - when > CURRENT_TTL_S:
-            batch_id = self.current_batch_id(owner)
-            self._current[owner] = (now, batch_id)
-        return batch_id
 
     def history(self, owner: str | None = None, limit: int = 50) -> list[Batch]:
         return self.store.list_batches(limit=limit, owner=owner)

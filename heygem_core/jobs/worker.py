@@ -9,12 +9,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from heygem_core.config import Settings
 from heygem_core.engines import LipSyncEngine, create_engine, resolve_engine_name
 from heygem_core.errors import ErrorCode, HeyGemError
-from heygem_core.jobs.models import BatchStatus, Item, ItemStatus, batch_status_from_items, progress_rate
+from heygem_core.jobs.models import Item, ItemStatus, batch_status_from_items, progress_rate
+from heygem_core.jobs.rules import held_by, log_words, settle_batch
 from heygem_core.jobs.store import ProgressStore
 from heygem_core.pipeline import RenderResult, Stage, render
 from heygem_core.realtime_log import log_event
@@ -27,12 +27,6 @@ MILESTONES = 10  # frame milestones per item in the real-time log (every 10 %)
 def worker_name() -> str:
     """host:pid:thread, unique among live workers."""
     return f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}"
-
-
-def held_by(item: Item) -> dict[str, object]:
-    """What the store holds while `item.worker` owns the item: the guard of every change that
-    takes it from that worker (finishing it, or putting it back to pending)."""
-    return {"status": ItemStatus.PROCESSING, "worker": item.worker}
 
 
 class Interrupted(Exception):
@@ -107,7 +101,6 @@ class ItemRunner:
         log_event("中断,重启后继续 / interrupted, resumes after restart", batch_id=item.batch_id,
                   name=item.name)
 
-
     def _render(self, item: Item, engine_name: str) -> RenderResult:
         out = self.settings.outputs_dir / item.batch_id / item.output_name
         progress = _ProgressWriter(self.store, item)
@@ -142,29 +135,9 @@ class ItemRunner:
                            item.batch_id, item.index, status.value)
             return
         detail = f"{error.code.value}: {error.message}" if error else (result.output.name if result else "")
-        log_event(f"{_STATUS_WORDS[status]} {detail}".strip(), batch_id=item.batch_id, name=item.name,
+        log_event(f"{log_words(status.value)} {detail}".strip(), batch_id=item.batch_id, name=item.name,
                   level=logging.WARNING if status is ItemStatus.FAILED else logging.INFO)
         settle_batch(self.store, item.batch_id)
-
-def settle_batch(store: ProgressStore, batch_id: str) -> BatchStatus:
-    """Write the batch status its items imply (and the progress floor); the first time it is
-    finished, stamp finished_at and log the end."""
-    batch = store.get_batch(batch_id)
-    status = batch_status_from_items(batch.items)
-    fields: dict[str, object] = {"status": status,
-                                 "progress_floor": max(batch.progress_floor, progress_rate(batch))}
-    if status.finished and batch.finished_at is None:
-        fields["finished_at"] = time.time()
-        done = sum(i.status is ItemStatus.DONE for i in batch.items)
-        log_event(f"批量任务结束 / batch ended: {status.value}, {done}/{len(batch.items)} done",
-                  batch_id=batch_id)
-    store.update_batch(batch_id, **fields)
-    return status
-
-
-_STATUS_WORDS = {ItemStatus.DONE: "完成 / done", ItemStatus.FAILED: "失败 / failed",
-                 ItemStatus.CANCELLED: "已取消 / cancelled", ItemStatus.PENDING: "排队 / pending",
-                 ItemStatus.PROCESSING: "处理中 / processing"}
 
 
 @dataclass
@@ -190,14 +163,3 @@ class _ProgressWriter:
             self.store.raise_floor(self.item.batch_id, progress_rate(batch))
             log_event(f"帧 / frame {done}/{total} ({100 * done // total}%)",
                       batch_id=self.item.batch_id, name=self.item.name)
-
-
-def output_path_inside(settings: Settings, path: str | None) -> Path | None:
-    """The output file if it exists and lies inside the workspace's outputs folder."""
-    if not path:
-        return None
-    resolved = Path(path).resolve()
-    root = settings.outputs_dir.resolve()
-    if root not in resolved.parents or not resolved.is_file():
-        return None
-    return resolved

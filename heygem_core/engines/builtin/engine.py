@@ -12,6 +12,7 @@ import numpy as np
 
 from heygem_core.config import Settings
 from heygem_core.engines.base import EngineStatus, FrameJob, LipSyncEngine
+from heygem_core.engines.builtin import LABEL, NAME, engine_status
 from heygem_core.engines.builtin.articulation import MouthTrack, articulate
 from heygem_core.engines.builtin.warp import (INNER_CONTOUR, MouthPlan, inverse_field, paint_interior,
                                               plan_mouth)
@@ -33,8 +34,8 @@ COLOUR_EVERY = 8  # frames between samplings of the lip and teeth colours
 class BuiltinEngine(LipSyncEngine):
     """Audio-driven mouth articulation on the tracked face landmarks."""
 
-    name = "builtin"
-    label = "内置口型 (Built-in, no weights)"
+    name = NAME
+    label = LABEL
     batch_size = 1
 
     def __init__(self, settings: Settings | None = None) -> None:
@@ -44,7 +45,7 @@ class BuiltinEngine(LipSyncEngine):
 
     @classmethod
     def status(cls, settings: Settings) -> EngineStatus:
-        return EngineStatus(cls.name, cls.label, available=True)
+        return engine_status(settings)
 
     def start(self, clip: AudioClip, fps: float, n_frames: int) -> None:
         self._track = articulate(speech_features(clip, fps, n_frames))

@@ -5,11 +5,9 @@ torch is imported only when the engine is built, so the rest of the package neve
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from collections import deque
 from collections.abc import Sequence
-from pathlib import Path
 
 import cv2
 import librosa
@@ -17,13 +15,14 @@ import numpy as np
 
 from heygem_core.config import Settings
 from heygem_core.engines.base import EngineStatus, FrameJob, LipSyncEngine
+from heygem_core.engines.wav2lip.checkpoint import (LABEL, NAME, device_name, engine_status, find_checkpoint,
+                                                    missing_reason)
 from heygem_core.errors import ErrorCode, HeyGemError
 from heygem_core.face.landmarks import Face
 from heygem_core.media.audio import SAMPLE_RATE, AudioClip, mel_window, melspectrogram
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_NAMES = ("wav2lip_gan.pth", "wav2lip.pth")  # preference order: the GAN one looks sharper
 FACE_SIZE = 96  # px, the network's crop side
 MIN_BOX_PX = 8  # a smaller face box passes the frame through unchanged
 CPU_BATCH = 32  # frames per forward pass on CPU (bigger gains nothing there)
@@ -47,8 +46,8 @@ SEAM = 4.0 * MASK * (1.0 - MASK)  # weight of the feathered band, peak 1 where t
 class Wav2LipEngine(LipSyncEngine):
     """Wav2Lip (Prajwal et al. 2020) with the public checkpoints from `checkpoints/`."""
 
-    name = "wav2lip"
-    label = "Wav2Lip (checkpoints/wav2lip_gan.pth or wav2lip.pth)"
+    name = NAME
+    label = LABEL
 
     def __init__(self, settings: Settings) -> None:
         import torch
@@ -56,11 +55,11 @@ class Wav2LipEngine(LipSyncEngine):
         from heygem_core.engines.wav2lip.model import load_model
 
         self.settings = settings
-        self.device = torch.device(_device_name(settings.device))
+        self.device = torch.device(device_name(settings.device))
         self.dtype = _dtype(settings.wav2lip_precision, self.device)
         self.checkpoint = find_checkpoint(settings)
         if self.checkpoint is None:
-            raise HeyGemError(ErrorCode.CHECKPOINT_INVALID, _missing_reason(settings))
+            raise HeyGemError(ErrorCode.CHECKPOINT_INVALID, missing_reason(settings))
         model = load_model(self.checkpoint, "cpu")
         self.model = model.to(self.device, self.dtype, memory_format=torch.channels_last)
         if self.device.type == "cuda":
@@ -75,15 +74,7 @@ class Wav2LipEngine(LipSyncEngine):
 
     @classmethod
     def status(cls, settings: Settings) -> EngineStatus:
-        if importlib.util.find_spec("torch") is None:
-            return EngineStatus(cls.name, cls.label, False, "未安装 torch / torch is not installed")
-        if find_checkpoint(settings) is None:
-            return EngineStatus(cls.name, cls.label, False, _missing_reason(settings))
-        try:
-            _device_name(settings.device)
-        except HeyGemError as e:
-            return EngineStatus(cls.name, cls.label, False, e.detail)
-        return EngineStatus(cls.name, cls.label, True)
+        return engine_status(settings)
 
     def start(self, clip: AudioClip, fps: float, n_frames: int) -> None:
         samples = clip.samples
@@ -187,43 +178,6 @@ def paste(image: np.ndarray, box: tuple[int, int, int, int], face: np.ndarray, p
     mask = cv2.resize(MASK, size)
     roi = image[y0:y1, x0:x1]
     roi[:] = cv2.blendLinear(generated, roi, mask, 1.0 - mask)
-
-
-def find_checkpoint(settings: Settings) -> Path | None:
-    """The checkpoint to load: `settings.wav2lip_checkpoint` when set (a name in checkpoints_dir
-    or a path), else the first of wav2lip_gan.pth, wav2lip.pth that exists."""
-    if settings.wav2lip_checkpoint:
-        path = Path(settings.wav2lip_checkpoint)
-        path = path if path.is_absolute() else settings.checkpoints_dir / path
-        return path if path.is_file() else None
-    for name in CHECKPOINT_NAMES:
-        path = settings.checkpoints_dir / name
-        if path.is_file():
-            return path
-    return None
-
-
-def _missing_reason(settings: Settings) -> str:
-    if settings.wav2lip_checkpoint:
-        return f"缺少 {settings.wav2lip_checkpoint} / checkpoint not found in {settings.checkpoints_dir}"
-    return (f"缺少 checkpoints/{CHECKPOINT_NAMES[0]} 或 {CHECKPOINT_NAMES[1]} / "
-            f"no checkpoint in {settings.checkpoints_dir}")
-
-
-def _device_name(setting: str) -> str:
-    """`auto` -> cuda when torch sees a GPU, else cpu; `cpu`; `cuda` or `cuda:N` when present."""
-    import torch
-
-    if setting == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if setting == "cpu":
-        return "cpu"
-    kind, _, index = setting.partition(":")
-    if kind == "cuda" and (index.isdigit() or not index):
-        if not torch.cuda.is_available() or int(index or 0) >= torch.cuda.device_count():
-            raise HeyGemError(ErrorCode.ENGINE_UNAVAILABLE, f"device {setting}: torch sees no such CUDA device")
-        return setting
-    raise HeyGemError(ErrorCode.ENGINE_UNAVAILABLE, f"device {setting!r}: choose auto, cpu or cuda:N")
 
 
 def _dtype(precision: str, device: "torch.device") -> "torch.dtype":  # noqa: F821

@@ -1,4 +1,4 @@
-"""The progress store contract (run against every backend) and the batch model / snapshot.
+"""The progress store contract, run against every backend.
 
 Adding a backend (Redis) is one more entry in BACKENDS and one branch in `open_store`: every
 contract test then runs against it too.
@@ -6,27 +6,14 @@ contract test then runs against it too.
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 
 import pytest
 
+from heygem_core.jobs import BatchMode, BatchStatus, ItemStatus, ProgressStore, SqliteStore
+from tests.jobs.batches import make_batch
 from tests.redis_util import REDIS_SERVER, SKIP_REASON, RedisServer
-
-from heygem_core.jobs import (
-    Batch,
-    BatchMode,
-    BatchStatus,
-    Item,
-    ItemStatus,
-    ProgressStore,
-    SqliteStore,
-    batch_status_from_items,
-    eta_seconds,
-    progress_rate,
-    snapshot,
-)
 
 BACKENDS = ["sqlite", "redis"]
 
@@ -75,18 +62,6 @@ def reopen(request: pytest.FixtureRequest, tmp_path: Path, store: ProgressStore)
     yield _open
     for other in opened:
         other.close()
-
-
-def make_batch(batch_id: str, n: int = 3, *, created_at: float = 1000.0, owner: str = "",
-               fingerprint: str = "", frames: int = 100) -> Batch:
-    """A queued one_audio batch of `n` pending items of `frames` frames each."""
-    items = [Item(batch_id=batch_id, index=i, name=f"teacher_{i:02d}.mp4",
-                  video_path=f"/ws/uploads/{batch_id}/v{i}.mp4",
-                  audio_path=f"/ws/uploads/{batch_id}/a.wav",
-                  output_name=f"teacher_{i:02d}_synced.mp4", frames_total=frames)
-             for i in range(n)]
-    return Batch(batch_id=batch_id, mode=BatchMode.ONE_AUDIO, engine="builtin", items=items,
-                 owner=owner, fingerprint=fingerprint, created_at=created_at)
 
 
 # -- the store contract ------------------------------------------------------------------------
@@ -347,125 +322,3 @@ def test_bad_fields_and_unknown_batches(store: ProgressStore) -> None:
     with pytest.raises(KeyError):
         store.version("nope")
     assert store.get_item("b1", 0).status is ItemStatus.PENDING
-
-
-# -- the model ---------------------------------------------------------------------------------
-
-SNAPSHOT_KEYS = {"batch_id", "status", "current_video", "processed_count", "total_count",
-                 "succeeded_count", "failed_count", "progress_rate", "current_frame",
-                 "current_total_frames", "eta_seconds", "items", "system", "mode", "engine",
-                 "created_at", "started_at", "finished_at", "cancelled_count"}
-ITEM_KEYS = {"index", "name", "status", "output_url", "frames_done", "frames_total",
-             "error_code", "error", "warnings", "worker", "duration_s"}
-
-
-def _set(item: Item, status: ItemStatus, done: int = 0, started: float | None = None,
-         finished: float | None = None) -> None:
-    item.status, item.frames_done = status, done
-    item.started_at, item.finished_at = started, finished
-
-
-def test_status_properties() -> None:
-    assert [s.finished for s in ItemStatus] == [False, False, True, True, True]
-    assert [s.finished for s in BatchStatus] == [False, False, True, True, True, True]
-    assert json.dumps([ItemStatus.DONE, BatchMode.PAIRS]) == '["done", "pairs"]'
-
-
-def test_snapshot_keys_and_json() -> None:
-    batch = make_batch("b1", 4)
-    _set(batch.items[0], ItemStatus.DONE, 100, 0.0, 10.0)
-    batch.items[0].output_path = "/ws/outputs/b1/teacher_00_synced.mp4"
-    _set(batch.items[1], ItemStatus.FAILED, 3, 10.0, 11.0)
-    batch.items[1].error_code, batch.items[1].error = "no_face", "no face"
-    _set(batch.items[2], ItemStatus.PROCESSING, 45, 11.0)
-    batch.status = BatchStatus.PROCESSING
-    system = {"cpu_percent": 71.0, "memory_percent": 40.2}
-
-    snap = snapshot(batch, system, output_url=lambda item: f"/out/{item.index}", now=20.0)
-    assert set(snap) == SNAPSHOT_KEYS
-    assert all(set(view) == ITEM_KEYS for view in snap["items"])
-    assert json.loads(json.dumps(snap)) == snap
-    assert (snap["status"], snap["mode"], snap["current_video"]) == \
-        ("processing", "one_audio", "teacher_02.mp4")
-    assert (snap["processed_count"], snap["total_count"], snap["succeeded_count"],
-            snap["failed_count"], snap["cancelled_count"]) == (2, 4, 1, 1, 0)
-    assert (snap["current_frame"], snap["current_total_frames"]) == (45, 100)
-    assert [view["output_url"] for view in snap["items"]] == ["/out/0", None, None, None]
-    assert [view["duration_s"] for view in snap["items"]] == [10.0, 1.0, None, None]
-    assert snap["items"][1]["error_code"] == "no_face" and snap["system"] == system
-    assert snap["progress_rate"] == pytest.approx(245 / 400, abs=1e-4)
-    assert isinstance(snap["eta_seconds"], int)
-
-
-def test_snapshot_of_an_idle_batch() -> None:
-    snap = snapshot(make_batch("b1", 2), now=0.0)
-    assert (snap["current_video"], snap["current_frame"], snap["current_total_frames"]) == \
-        (None, 0, 0)
-    assert (snap["progress_rate"], snap["eta_seconds"], snap["system"]) == (0.0, None, {})
-
-
-def test_progress_rate_weighted_by_frames_with_running_item() -> None:
-    batch = make_batch("b1", 2)
-    batch.items[0].frames_total, batch.items[1].frames_total = 100, 300
-    _set(batch.items[0], ItemStatus.DONE, 100)
-    assert progress_rate(batch) == pytest.approx(0.25)
-    _set(batch.items[1], ItemStatus.PROCESSING, 150)
-    assert progress_rate(batch) == pytest.approx(250 / 400)
-
-
-def test_progress_rate_unknown_length_counts_one_frame() -> None:
-    batch = make_batch("b1", 2)
-    batch.items[0].frames_total, batch.items[1].frames_total = 0, 99
-    _set(batch.items[0], ItemStatus.FAILED)
-    assert progress_rate(batch) == pytest.approx(1 / 100)
-
-
-def test_progress_rate_exactly_one_when_all_processed() -> None:
-    batch = make_batch("b1", 3)
-    _set(batch.items[0], ItemStatus.DONE, 100)
-    _set(batch.items[1], ItemStatus.FAILED, 7)
-    _set(batch.items[2], ItemStatus.PROCESSING, 100)  # last frame written, not yet finished
-    assert progress_rate(batch) < 1.0
-    assert snapshot(batch, now=0.0)["progress_rate"] < 1.0
-    _set(batch.items[2], ItemStatus.CANCELLED, 50)
-    assert progress_rate(batch) == 1.0
-    assert snapshot(batch, now=0.0)["progress_rate"] == 1.0
-
-
-def test_progress_rate_never_below_floor() -> None:
-    batch = make_batch("b1", 2)
-    _set(batch.items[0], ItemStatus.PROCESSING, 20)
-    batch.progress_floor = 0.4
-    assert progress_rate(batch) == pytest.approx(0.4)
-    _set(batch.items[0], ItemStatus.PROCESSING, 100)
-    assert progress_rate(batch) == pytest.approx(0.5)
-
-
-@pytest.mark.parametrize(("statuses", "expected"), [
-    ("done done", BatchStatus.COMPLETED),
-    ("done failed", BatchStatus.COMPLETED_WITH_ERRORS),
-    ("failed failed", BatchStatus.FAILED),
-    ("done cancelled failed", BatchStatus.CANCELLED),
-    ("pending pending", BatchStatus.QUEUED),
-    ("pending processing", BatchStatus.PROCESSING),
-    ("done pending", BatchStatus.PROCESSING),
-    ("cancelled processing", BatchStatus.PROCESSING),
-])
-def test_batch_status_from_items(statuses: str, expected: BatchStatus) -> None:
-    batch = make_batch("b1", len(statuses.split()))
-    for item, status in zip(batch.items, statuses.split()):
-        item.status = ItemStatus(status)
-    assert batch_status_from_items(batch.items) is expected
-
-
-def test_eta_from_measured_throughput() -> None:
-    batch = make_batch("b1", 3)
-    assert eta_seconds(batch, now=50.0) is None
-    _set(batch.items[0], ItemStatus.DONE, 100, started=0.0, finished=10.0)
-    _set(batch.items[1], ItemStatus.PROCESSING, 50, started=10.0)
-    # 150 frames in 15 s = 10 frames/s; 50 + 100 frames left
-    assert eta_seconds(batch, now=15.0) == pytest.approx(15.0)
-    assert snapshot(batch, now=15.0)["eta_seconds"] == 15
-    _set(batch.items[1], ItemStatus.DONE, 100, started=10.0, finished=20.0)
-    _set(batch.items[2], ItemStatus.FAILED, 0, started=20.0, finished=20.0)
-    assert eta_seconds(batch, now=30.0) == 0.0

@@ -11,21 +11,21 @@ from types import SimpleNamespace
 
 import pytest
 
-from heygem_core.polling import ProgressFastPath, parse_poll, polling_protocol
-from heygem_core.auth import Authenticator
 from heygem_core.errors import ErrorCode, HeyGemError
+from heygem_web.auth import Authenticator
+from heygem_web.fast_path import ProgressFastPath, parse_poll, polling_protocol
 
 BODY = b'{"batch_id":"b1","status":"processing"}'
 
 
-class Service:
-    """Stands in for BatchService: records each call and gives `answer`."""
+class Snapshots:
+    """Stands in for the SnapshotCache: records each call and gives `answer`."""
 
     def __init__(self, answer: bytes | None | Exception = BODY) -> None:
         self.answer = answer
         self.calls: list[tuple[str | None, str | None]] = []
 
-    def live_snapshot_json(self, batch_id, owner, output_url):
+    def live_json(self, batch_id, owner):
         self.calls.append((batch_id, owner))
         if isinstance(self.answer, Exception):
             raise self.answer
@@ -35,8 +35,8 @@ class Service:
 class App:
     """Stands in for the FastAPI app: counts the requests it is given."""
 
-    def __init__(self, service: Service) -> None:
-        self.state = SimpleNamespace(runtime=SimpleNamespace(service=service))
+    def __init__(self, service: Snapshots) -> None:
+        self.state = SimpleNamespace(runtime=SimpleNamespace(snapshots=service))
         self.seen: list[str] = []
 
     async def __call__(self, scope, receive, send) -> None:
@@ -67,7 +67,7 @@ def basic(user: str, password: str) -> list[tuple[bytes, bytes]]:
 
 
 def test_polling_routes_are_answered_without_the_app():
-    service = Service()
+    service = Snapshots()
     app = App(service)
     front = ProgressFastPath(app, Authenticator({}))
     assert request(front, "/api/progress/b1") == (200, BODY)
@@ -76,14 +76,14 @@ def test_polling_routes_are_answered_without_the_app():
 
 
 def test_no_current_batch_is_the_idle_snapshot():
-    front = ProgressFastPath(App(Service(None)), Authenticator({}))
+    front = ProgressFastPath(App(Snapshots(None)), Authenticator({}))
     status, body = request(front, "/api/progress")
     assert status == 200 and json.loads(body)["batch_id"] is None
 
 
 @pytest.mark.parametrize("answer", [None, HeyGemError(ErrorCode.NOT_FOUND, "batch"), RuntimeError("down")])
 def test_anything_but_success_goes_to_the_app(answer):
-    app = App(Service(answer))
+    app = App(Snapshots(answer))
     assert request(ProgressFastPath(app, Authenticator({})), "/api/progress/nope") == (418, b"app")
     assert app.seen == ["/api/progress/nope"]
 
@@ -92,14 +92,14 @@ def test_anything_but_success_goes_to_the_app(answer):
                                           ("GET", "/api/progress/b1/stream"), ("GET", "/api/progress/"),
                                           ("GET", "/api/progressive")])
 def test_other_requests_go_to_the_app(method, path):
-    service = Service()
+    service = Snapshots()
     app = App(service)
     assert request(ProgressFastPath(app, Authenticator({})), path, method) == (418, b"app")
     assert app.seen == [path] and service.calls == []
 
 
 def test_with_login_each_user_is_answered_as_themselves():
-    service = Service()
+    service = Snapshots()
     app = App(service)
     auth = Authenticator({"alice": "pw-a", "bob": "pw-b"})
     front = ProgressFastPath(app, auth)
@@ -155,7 +155,7 @@ def connection(*requests: bytes) -> tuple[Recording, App, bytes]:
     from uvicorn.config import Config
     from uvicorn.server import ServerState
 
-    app = App(Service())
+    app = App(Snapshots())
     front = Recording(app, Authenticator({}))
     protocol_class = polling_protocol(front)
     transport = Transport()
@@ -251,6 +251,6 @@ def test_an_answer_is_kept_only_while_fresh(monkeypatch):
                                    get("/api/progress/b1", b"authorization: Bearer x\r\n"))
     assert front.via == ["protocol", "protocol"]  # the second, identical poll was kept
     assert statuses(written) == [b"200", b"200", b"200"]
-    monkeypatch.setattr("heygem_core.polling.POLL_FRESH_S", -1.0)
+    monkeypatch.setattr("heygem_web.fast_path.POLL_FRESH_S", -1.0)
     front, _, _ = connection(get("/api/progress/b1"), get("/api/progress/b1"))
     assert front.via == ["protocol", "protocol"]

@@ -12,16 +12,17 @@ from pathlib import Path
 
 import gradio as gr
 
-from heygem_core.api import output_url
+from heygem_core.config import Settings
 from heygem_core.engines import ENGINE_CHOICES, engine_statuses
 from heygem_core.errors import HeyGemError
 from heygem_core.jobs.intake import Upload
 from heygem_core.jobs.models import BatchMode
+from heygem_core.jobs.rules import FINISHED_BATCH_STATUSES as FINISHED
 from heygem_core.jobs.runtime import Runtime
 from heygem_core.metrics import system_metrics
 from heygem_core.realtime_log import tail
-from heygem_core.ui_text import (DEFAULT_LANG, FINISHED, LANGS, items_html, progress_html, results_html,
-                                 status_word, system_html, t, ticker_html)
+from heygem_web.ui.panels import items_html, progress_html, results_html, system_html, ticker_html
+from heygem_web.ui.text import DEFAULT_LANG, LANGS, status_word, t
 
 logger = logging.getLogger(__name__)
 
@@ -33,17 +34,18 @@ QUEUE_POLL_S = 0.05  # how often the idle Gradio queue looks for work (its defau
 RuntimeGetter = Callable[[], Runtime]
 
 
-def build_ui(get_runtime: RuntimeGetter) -> gr.Blocks:
-    """The Blocks app; `get_runtime()` gives the running server's runtime at event time."""
+def build_ui(get_runtime: RuntimeGetter, settings: Settings) -> gr.Blocks:
+    """The Blocks app; `get_runtime()` gives the running server's runtime at event time, and
+    `settings` are the server's (the engines they allow are listed on the page)."""
     with gr.Blocks(title=t(DEFAULT_LANG, "title")) as demo:
         lang = gr.Radio(list(LANGS), value=DEFAULT_LANG, label="语言 / Language")
         attached = gr.State(None)  # the batch this page follows
         shown_results = gr.State("")
         heading = gr.Markdown(f"## {t(DEFAULT_LANG, 'title')}")
         with gr.Tabs():
-            batch_tab = _batch_tab()
-            single_tab = _single_tab()
-            local_tab = _localise_tab()
+            batch_tab = _batch_tab(settings)
+            single_tab = _single_tab(settings)
+            local_tab = _localise_tab(settings)
             history_tab = _history_tab()
         ticker = gr.HTML(elem_id="hg-ticker", min_height=40)  # where a start's gr.Progress shows
         panel = gr.HTML(progress_html({}, DEFAULT_LANG), elem_id="hg-panel")
@@ -92,15 +94,15 @@ def _calm_queue(demo: gr.Blocks) -> None:
     queue.progress_update_sleep_when_free = max(queue.progress_update_sleep_when_free, QUEUE_POLL_S)
 
 
-def _engine_dropdown() -> tuple[gr.Dropdown, gr.Markdown]:
-    statuses = engine_statuses()
+def _engine_dropdown(settings: Settings) -> tuple[gr.Dropdown, gr.Markdown]:
+    statuses = engine_statuses(settings)
     dropdown = gr.Dropdown(list(ENGINE_CHOICES), value="auto", label=t(DEFAULT_LANG, "engine"))
     lines = [f"- {'✓' if s.available else '✗'} **{s.name}** {s.label}" + (f" — {s.reason}" if s.reason else "")
              for s in statuses]
     return dropdown, gr.Markdown("\n".join(lines), elem_classes=["hg-engines"])
 
 
-def _batch_tab() -> dict[str, gr.components.Component]:
+def _batch_tab(settings: Settings) -> dict[str, gr.components.Component]:
     with gr.Tab(t(DEFAULT_LANG, "tab_batch"), elem_id="hg-tab-batch") as tab:
         with gr.Row():
             audio = gr.Audio(type="filepath", label=t(DEFAULT_LANG, "audio"), elem_id="hg-audio")
@@ -109,28 +111,28 @@ def _batch_tab() -> dict[str, gr.components.Component]:
         preview = gr.Gallery(label=t(DEFAULT_LANG, "preview"), columns=6, height=170, interactive=False,
                              elem_id="hg-preview")
         videos.change(_as_list, videos, preview, show_progress="hidden")
-        engine, engines = _engine_dropdown()
+        engine, engines = _engine_dropdown(settings)
         start = gr.Button(t(DEFAULT_LANG, "start"), variant="primary", elem_id="hg-start")
     return {"tab": tab, "audio": audio, "videos": videos, "engine": engine, "engines": engines, "start": start,
             "preview": preview}
 
 
-def _single_tab() -> dict[str, gr.components.Component]:
+def _single_tab(settings: Settings) -> dict[str, gr.components.Component]:
     with gr.Tab(t(DEFAULT_LANG, "tab_single")) as tab:
         with gr.Row():
             audio = gr.Audio(type="filepath", label=t(DEFAULT_LANG, "audio"))
             videos = gr.File(file_count="single", file_types=["video", "image"], label=t(DEFAULT_LANG, "video"))
-        engine, engines = _engine_dropdown()
+        engine, engines = _engine_dropdown(settings)
         start = gr.Button(t(DEFAULT_LANG, "start_single"), variant="primary")
     return {"tab": tab, "audio": audio, "videos": videos, "engine": engine, "engines": engines, "start": start}
 
 
-def _localise_tab() -> dict[str, gr.components.Component]:
+def _localise_tab(settings: Settings) -> dict[str, gr.components.Component]:
     with gr.Tab(t(DEFAULT_LANG, "tab_localise")) as tab:
         with gr.Row():
             videos = gr.File(file_count="single", file_types=["video", "image"], label=t(DEFAULT_LANG, "video"))
             audio = gr.File(file_count="multiple", file_types=["audio"], label=t(DEFAULT_LANG, "audios"))
-        engine, engines = _engine_dropdown()
+        engine, engines = _engine_dropdown(settings)
         start = gr.Button(t(DEFAULT_LANG, "start"), variant="primary")
     return {"tab": tab, "audio": audio, "videos": videos, "engine": engine, "engines": engines, "start": start}
 
@@ -204,7 +206,7 @@ def _snapshot(runtime: Runtime, batch_id: str | None, user: str | None) -> dict:
     if not batch_id:
         return {}
     try:
-        return runtime.service.live_snapshot(batch_id, user, output_url)
+        return runtime.snapshots.live(batch_id, user)
     except HeyGemError:
         return {}
 
@@ -215,7 +217,7 @@ def _refresher(get_runtime: RuntimeGetter) -> Callable:
         runtime, user = get_runtime(), _user(request)
         snap = _snapshot(runtime, batch_id, user)
         if not snap or (snap["status"] in FINISHED and runtime.store.active_batch_id(user)):
-            batch_id = runtime.service.current_batch_id(user)
+            batch_id = runtime.snapshots.current_batch_id(user)
             snap = _snapshot(runtime, batch_id, user)
         results = results_html(snap, lang) if snap else ""
         running = bool(snap) and snap["status"] not in FINISHED

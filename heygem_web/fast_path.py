@@ -1,5 +1,5 @@
 """The polling fast path: `GET /api/progress` and `GET /api/progress/{batch_id}` answered from
-the service's cached JSON with as little Python as possible.
+the snapshot cache's JSON with as little Python as possible.
 
 Hundreds of clients poll these routes once a second while a batch renders on the same machine,
 so every microsecond of CPU they cost is taken from the render. Two layers:
@@ -29,10 +29,10 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 from uvicorn.server import ServerState
 
-from heygem_core.api import PROGRESS_PATH, idle_json, output_url
-from heygem_core.auth import Authenticator
 from heygem_core.jobs.runtime import Runtime
-from heygem_core.jobs.service import POLL_FRESH_S
+from heygem_core.jobs.snapshot import POLL_FRESH_S, idle_json
+from heygem_web.auth import Authenticator
+from heygem_web.urls import PROGRESS_PATH, polled_batch
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
@@ -66,20 +66,12 @@ class ProgressFastPath:
             if owner is None:  # the auth middleware refuses it
                 return None
         try:
-            body = runtime.service.live_snapshot_json(batch_id or None, owner, output_url)
+            body = runtime.snapshots.live_json(batch_id or None, owner)
         except Exception:  # noqa: BLE001 - the route gives the error its proper answer
             return None
         if body is None:
             return idle_json() if batch_id == "" else None
         return body
-
-
-def polled_batch(path: str) -> str | None:
-    """"" for /api/progress (the current batch), the id for /api/progress/{id}, else None."""
-    if path == PROGRESS_PATH:
-        return ""
-    rest = path[len(PROGRESS_PATH) + 1:] if path.startswith(PROGRESS_PATH + "/") else ""
-    return rest if rest and "/" not in rest else None
 
 
 def polling_protocol(fast: ProgressFastPath) -> type[asyncio.Protocol]:
@@ -102,7 +94,7 @@ class PollingProtocol(asyncio.Protocol):
     uvicorn's protocol, which then owns the connection: its parsing, limits and timeouts.
 
     An answer is kept for `POLL_FRESH_S` under the request's exact bytes (credentials
-    included), the time for which the service shares one look at the store anyway: most
+    included), the time for which the snapshot cache shares one look at the store anyway: most
     polls are then answered by a dictionary lookup and one write."""
 
     answer: Callable[[dict[str, Any]], bytes | None]  # set by `polling_protocol`

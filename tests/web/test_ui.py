@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from heygem_core import ui
+from heygem_core.config import get_settings
+from heygem_web.ui import studio as ui
 
 
 def test_idle_gradio_queue_polls_every_50_ms_not_every_1_ms() -> None:
-    demo = ui.build_ui(lambda: None)  # the runtime is only asked for at event time
+    demo = ui.build_ui(lambda: None, get_settings())  # the runtime is only asked for at event time
     assert demo._queue.sleep_when_free == ui.QUEUE_POLL_S
     assert demo._queue.progress_update_sleep_when_free >= ui.QUEUE_POLL_S

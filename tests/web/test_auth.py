@@ -71,7 +71,7 @@ def test_bearer_token(server, alice_batch):
 def test_ui_shows_each_user_only_their_batches(server, alice_batch):
     from playwright.sync_api import sync_playwright
 
-    from tests.test_browser import CHROME_ARGS, CHROMIUM
+    from tests.web.test_browser import CHROME_ARGS, CHROMIUM
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)

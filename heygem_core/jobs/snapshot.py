@@ -1,0 +1,185 @@
+"""The progress snapshot (the JSON of DESIGN.md), its one home: building it (the idle one
+included), encoding it, and caching it by the store's version of the batch, with its TTLs.
+
+Every reader (REST, SSE, WebSocket, the polling fast path, the UI) serves what `SnapshotCache`
+returns, so hundreds of pollers cost one small store query each per change."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from heygem_core.errors import ErrorCode, HeyGemError
+from heygem_core.jobs.models import (Batch, BatchMode, BatchStatus, Item, ItemStatus, current_item,
+                                     eta_seconds, is_batch_id, progress_rate)
+from heygem_core.jobs.store import ProgressStore
+from heygem_core.metrics import system_metrics, system_metrics_json
+
+RATE_DECIMALS = 4  # progress_rate in the snapshot is rounded to this many decimals
+CURRENT_TTL_S = 0.25  # how long "the current batch" is remembered between polls
+POLL_FRESH_S = 0.05  # polls this close together share one look at the store's version
+
+OutputUrl = Callable[[Item], str]  # the download link of a done item
+
+
+def _item_view(item: Item, output_url: OutputUrl | None) -> dict[str, Any]:
+    """One entry of the snapshot's `items`."""
+    url = output_url(item) if output_url is not None and item.status is ItemStatus.DONE else None
+    duration = None
+    if item.started_at is not None and item.finished_at is not None:
+        duration = round(item.finished_at - item.started_at, 3)
+    return {"index": item.index, "name": item.name, "status": item.status.value,
+            "output_url": url, "frames_done": item.frames_done,
+            "frames_total": item.frames_total, "error_code": item.error_code,
+            "error": item.error, "warnings": list(item.warnings), "worker": item.worker,
+            "duration_s": duration}
+
+
+def _count(batch: Batch, *statuses: ItemStatus) -> int:
+    return sum(1 for item in batch.items if item.status in statuses)
+
+
+def snapshot(batch: Batch, system: dict | None = None,
+             output_url: OutputUrl | None = None,
+             now: float | None = None) -> dict[str, Any]:
+    """The progress snapshot of DESIGN.md, ready for `json.dumps` (enums as their values).
+
+    `output_url(item)` makes the download link of a done item (None: no links); `system` is the
+    CPU / memory / GPU metrics dict; `now` defaults to the current time (for the ETA).
+    """
+    now = time.time() if now is None else now
+    running = current_item(batch)
+    rate = progress_rate(batch)
+    eta = eta_seconds(batch, now)
+    finished = (ItemStatus.DONE, ItemStatus.FAILED, ItemStatus.CANCELLED)
+    return {
+        "batch_id": batch.batch_id,
+        "status": BatchStatus(batch.status).value,
+        "current_video": running.name if running else None,
+        "processed_count": _count(batch, *finished),
+        "total_count": len(batch.items),
+        "succeeded_count": _count(batch, ItemStatus.DONE),
+        "failed_count": _count(batch, ItemStatus.FAILED),
+        "cancelled_count": _count(batch, ItemStatus.CANCELLED),
+        "progress_rate": 1.0 if rate == 1.0 else round(rate, RATE_DECIMALS),
+        "current_frame": running.frames_done if running else 0,
+        "current_total_frames": running.frames_total if running else 0,
+        "eta_seconds": None if eta is None else int(math.ceil(eta)),
+        "items": [_item_view(item, output_url) for item in batch.items],
+        "system": dict(system) if system else {},
+        "mode": BatchMode(batch.mode).value,
+        "engine": batch.engine,
+        "created_at": batch.created_at,
+        "started_at": batch.started_at,
+        "finished_at": batch.finished_at,
+    }
+
+
+def idle_snapshot() -> dict[str, Any]:
+    """The snapshot when there is no batch yet."""
+    return {"batch_id": None, "status": "idle", "current_video": None, "processed_count": 0,
+            "total_count": 0, "succeeded_count": 0, "failed_count": 0, "progress_rate": 0.0,
+            "current_frame": 0, "current_total_frames": 0, "eta_seconds": None, "items": [],
+            "system": system_metrics()}
+
+
+def idle_json() -> bytes:
+    """`idle_snapshot` as JSON."""
+    return json.dumps(idle_snapshot(), separators=(",", ":")).encode()
+
+
+@dataclass
+class _Cached:
+    """One batch's snapshot at one store version, and its JSON without the closing brace."""
+
+    version: int
+    owner: str
+    snapshot: dict
+    encoded: bytes
+    checked_at: float = 0.0  # time.monotonic() of the last look at the store's version
+
+    @classmethod
+    def of(cls, version: int, owner: str, snap: dict) -> _Cached:
+        """`system` is left out of the bytes: each answer appends the current metrics as its last
+        key (JSON with the key twice would still parse, but is not what we mean to send)."""
+        rest = {key: value for key, value in snap.items() if key != "system"}
+        encoded = json.dumps(rest, ensure_ascii=False, separators=(",", ":")).encode()
+        return cls(version, owner, snap, encoded[:-1])
+
+
+class SnapshotCache:
+    """Live snapshots of batches, rebuilt only when the store's version of a batch changed.
+
+    `owner` None sees every batch; a user sees only their own (another's is `not_found`)."""
+
+    def __init__(self, store: ProgressStore, output_url: OutputUrl | None = None) -> None:
+        self.store = store
+        self.output_url = output_url
+        self._snapshots: dict[str, _Cached] = {}
+        self._current: dict[str | None, tuple[float, str | None]] = {}  # owner -> (when, batch id)
+
+    def current_batch_id(self, owner: str | None = None) -> str | None:
+        """The active batch, else the most recent one (None when there is none)."""
+        return self.store.active_batch_id(owner) or self.store.latest_batch_id(owner)
+
+    def live(self, batch_id: str | None, owner: str | None = None) -> dict:
+        """The snapshot of `batch_id` (None: the current batch; {} when there is none) with the
+        current system metrics."""
+        cached = self._cached(batch_id, owner)
+        return {**cached.snapshot, "system": system_metrics()} if cached else {}
+
+    def live_json(self, batch_id: str | None, owner: str | None = None) -> bytes | None:
+        """`live` as UTF-8 JSON from bytes encoded once per change (None when there is no current
+        batch), looked up in the store at most every POLL_FRESH_S: the polling path, where
+        encoding per request would dominate."""
+        cached = self._cached(batch_id, owner, POLL_FRESH_S)
+        return cached.encoded + b',"system":' + system_metrics_json() + b"}" if cached else None
+
+    def of(self, batch: Batch) -> dict[str, Any]:
+        """The snapshot of a batch already read (history), without system metrics."""
+        return snapshot(batch, None, self.output_url)
+
+    def _cached(self, batch_id: str | None, owner: str | None, fresh_s: float = 0.0) -> _Cached | None:
+        """The batch's cached snapshot, checked against the store's version unless it was
+        checked less than `fresh_s` ago."""
+        if batch_id is None:
+            batch_id = self._current_cached(owner)
+            if batch_id is None:
+                return None
+        if not is_batch_id(batch_id):
+            raise HeyGemError(ErrorCode.NOT_FOUND, "batch")
+        cached = self._snapshots.get(batch_id)
+        now = time.monotonic()
+        if cached is None or now - cached.checked_at >= fresh_s:
+            cached = self._refreshed(batch_id, cached)
+            cached.checked_at = now
+        if owner is not None and cached.owner != owner:
+            raise HeyGemError(ErrorCode.NOT_FOUND, "batch")
+        return cached
+
+    def _refreshed(self, batch_id: str, cached: _Cached | None) -> _Cached:
+        """`cached` if the store's version of the batch is still the same, else a new one."""
+        try:
+            version = self.store.version(batch_id)
+        except KeyError:
+            raise HeyGemError(ErrorCode.NOT_FOUND, "batch") from None
+        if cached is not None and cached.version == version:
+            return cached
+        batch = self.store.get_batch(batch_id)
+        if batch is None:
+            raise HeyGemError(ErrorCode.NOT_FOUND, "batch")
+        cached = _Cached.of(version, batch.owner, snapshot(batch, None, self.output_url))
+        self._snapshots[batch_id] = cached
+        return cached
+
+    def _current_cached(self, owner: str | None) -> str | None:
+        now = time.monotonic()
+        when, batch_id = self._current.get(owner, (0.0, None))
+        if now - when > CURRENT_TTL_S:
+            batch_id = self.current_batch_id(owner)
+            self._current[owner] = (now, batch_id)
+        return batch_id

@@ -1,0 +1,5 @@
+"""The API's routers, one per resource; `ROUTERS` is what the server includes."""
+
+from heygem_web.routes import batches, engines, health, progress, token
+
+ROUTERS = [health.router, token.router, engines.router, batches.router, progress.router]

@@ -1,0 +1,88 @@
+"""Making and changing batches: `POST /start_batch`, history, cancel, retry, and the finished
+videos one by one or as a ZIP."""
+
+from __future__ import annotations
+
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, UploadFile
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.background import BackgroundTask
+
+from heygem_core.errors import ErrorCode, HeyGemError
+from heygem_core.jobs.intake import Upload
+from heygem_core.jobs.models import Batch, ItemStatus
+from heygem_core.jobs.runtime import Runtime
+from heygem_web.deps import OwnerDep, RuntimeDep, SnapshotsDep
+from heygem_web.urls import output_path_inside
+
+router = APIRouter(tags=["batches"])
+
+
+@router.post("/start_batch")
+def start_batch(runtime: RuntimeDep, owner: OwnerDep,
+                audio: Annotated[list[UploadFile] | None, File()] = None,
+                videos: Annotated[list[UploadFile] | None, File()] = None,
+                engine: Annotated[str, Form()] = "auto",
+                mode: Annotated[str | None, Form()] = None) -> JSONResponse:
+    """Make a batch: one or more `audio` files, one or more `videos`; `mode` one_audio (default
+    for one audio), one_video, or pairs. The same inputs while unfinished return the same batch."""
+    uploads = [Upload(f.filename or "audio", f.file) for f in audio or []]
+    clips = [Upload(f.filename or "video", f.file) for f in videos or []]
+    batch_id, created = runtime.service.submit(uploads, clips, engine=engine, mode=mode,
+                                               owner=owner or "")
+    return JSONResponse({"batch_id": batch_id, "created": created}, status_code=201 if created else 200)
+
+@router.get("/api/batches")
+def history(runtime: RuntimeDep, snapshots: SnapshotsDep, owner: OwnerDep, limit: int = 50) -> list[dict]:
+    """Batches newest first, each as its snapshot (without system metrics)."""
+    return [snapshots.of(b) for b in runtime.service.history(owner, max(1, min(limit, 500)))]
+
+@router.post("/api/batches/{batch_id}/cancel")
+def cancel(batch_id: str, runtime: RuntimeDep, snapshots: SnapshotsDep, owner: OwnerDep) -> dict:
+    runtime.service.cancel(batch_id, owner)
+    return snapshots.live(batch_id, owner)
+
+@router.post("/api/batches/{batch_id}/retry")
+def retry(batch_id: str, runtime: RuntimeDep, owner: OwnerDep) -> dict:
+    count = runtime.service.retry(batch_id, owner)
+    return {"batch_id": batch_id, "retried": count}
+
+@router.get("/api/batches/{batch_id}/items/{index}/output")
+def item_output(batch_id: str, index: int, runtime: RuntimeDep, owner: OwnerDep) -> FileResponse:
+    batch = runtime.service.get(batch_id, owner)
+    if not 0 <= index < len(batch.items):
+        raise HeyGemError(ErrorCode.NOT_FOUND, "item")
+    item = batch.items[index]
+    path = output_path_inside(runtime.settings, item.output_path) if item.status is ItemStatus.DONE else None
+    if path is None:
+        raise HeyGemError(ErrorCode.NOT_FOUND, "output")
+    return FileResponse(path, media_type="video/mp4", filename=item.output_name)
+
+@router.get("/api/batches/{batch_id}/download")
+def download(batch_id: str, runtime: RuntimeDep, owner: OwnerDep) -> FileResponse:
+    """A ZIP of every finished output of the batch."""
+    batch = runtime.service.get(batch_id, owner)
+    files = _outputs(runtime, batch)
+    if not files:
+        raise HeyGemError(ErrorCode.NOT_FOUND, "no finished outputs yet")
+    tmp = tempfile.NamedTemporaryFile(prefix="heygem-", suffix=".zip", delete=False,
+                                      dir=runtime.settings.workspace)
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, path in files:
+            archive.write(path, arcname=name)
+    tmp.close()
+    return FileResponse(tmp.name, media_type="application/zip",
+                        filename=f"heygem_{batch_id[:8]}.zip",
+                        background=BackgroundTask(Path(tmp.name).unlink, missing_ok=True))
+
+def _outputs(runtime: Runtime, batch: Batch) -> list[tuple[str, Path]]:
+    found = []
+    for item in batch.items:
+        path = output_path_inside(runtime.settings, item.output_path)
+        if item.status is ItemStatus.DONE and path is not None:
+            found.append((item.output_name, path))
+    return found

@@ -1,0 +1,80 @@
+"""The batch model: statuses, the batch status its items imply, progress rate, time left."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from heygem_core.jobs.models import (BatchMode, BatchStatus, ItemStatus, batch_status_from_items, eta_seconds,
+                                     progress_rate)
+from heygem_core.jobs.snapshot import snapshot
+from tests.jobs.batches import make_batch
+from tests.jobs.batches import set_status as _set
+
+
+def test_status_properties() -> None:
+    assert [s.finished for s in ItemStatus] == [False, False, True, True, True]
+    assert [s.finished for s in BatchStatus] == [False, False, True, True, True, True]
+    assert json.dumps([ItemStatus.DONE, BatchMode.PAIRS]) == '["done", "pairs"]'
+
+def test_progress_rate_weighted_by_frames_with_running_item() -> None:
+    batch = make_batch("b1", 2)
+    batch.items[0].frames_total, batch.items[1].frames_total = 100, 300
+    _set(batch.items[0], ItemStatus.DONE, 100)
+    assert progress_rate(batch) == pytest.approx(0.25)
+    _set(batch.items[1], ItemStatus.PROCESSING, 150)
+    assert progress_rate(batch) == pytest.approx(250 / 400)
+
+def test_progress_rate_unknown_length_counts_one_frame() -> None:
+    batch = make_batch("b1", 2)
+    batch.items[0].frames_total, batch.items[1].frames_total = 0, 99
+    _set(batch.items[0], ItemStatus.FAILED)
+    assert progress_rate(batch) == pytest.approx(1 / 100)
+
+def test_progress_rate_exactly_one_when_all_processed() -> None:
+    batch = make_batch("b1", 3)
+    _set(batch.items[0], ItemStatus.DONE, 100)
+    _set(batch.items[1], ItemStatus.FAILED, 7)
+    _set(batch.items[2], ItemStatus.PROCESSING, 100)  # last frame written, not yet finished
+    assert progress_rate(batch) < 1.0
+    assert snapshot(batch, now=0.0)["progress_rate"] < 1.0
+    _set(batch.items[2], ItemStatus.CANCELLED, 50)
+    assert progress_rate(batch) == 1.0
+    assert snapshot(batch, now=0.0)["progress_rate"] == 1.0
+
+def test_progress_rate_never_below_floor() -> None:
+    batch = make_batch("b1", 2)
+    _set(batch.items[0], ItemStatus.PROCESSING, 20)
+    batch.progress_floor = 0.4
+    assert progress_rate(batch) == pytest.approx(0.4)
+    _set(batch.items[0], ItemStatus.PROCESSING, 100)
+    assert progress_rate(batch) == pytest.approx(0.5)
+
+@pytest.mark.parametrize(("statuses", "expected"), [
+    ("done done", BatchStatus.COMPLETED),
+    ("done failed", BatchStatus.COMPLETED_WITH_ERRORS),
+    ("failed failed", BatchStatus.FAILED),
+    ("done cancelled failed", BatchStatus.CANCELLED),
+    ("pending pending", BatchStatus.QUEUED),
+    ("pending processing", BatchStatus.PROCESSING),
+    ("done pending", BatchStatus.PROCESSING),
+    ("cancelled processing", BatchStatus.PROCESSING),
+])
+def test_batch_status_from_items(statuses: str, expected: BatchStatus) -> None:
+    batch = make_batch("b1", len(statuses.split()))
+    for item, status in zip(batch.items, statuses.split()):
+        item.status = ItemStatus(status)
+    assert batch_status_from_items(batch.items) is expected
+
+def test_eta_from_measured_throughput() -> None:
+    batch = make_batch("b1", 3)
+    assert eta_seconds(batch, now=50.0) is None
+    _set(batch.items[0], ItemStatus.DONE, 100, started=0.0, finished=10.0)
+    _set(batch.items[1], ItemStatus.PROCESSING, 50, started=10.0)
+    # 150 frames in 15 s = 10 frames/s; 50 + 100 frames left
+    assert eta_seconds(batch, now=15.0) == pytest.approx(15.0)
+    assert snapshot(batch, now=15.0)["eta_seconds"] == 15
+    _set(batch.items[1], ItemStatus.DONE, 100, started=10.0, finished=20.0)
+    _set(batch.items[2], ItemStatus.FAILED, 0, started=20.0, finished=20.0)
+    assert eta_seconds(batch, now=30.0) == 0.0

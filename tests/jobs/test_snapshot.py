@@ -1,0 +1,121 @@
+"""The progress snapshot: its keys and JSON, the idle one, and the cache every reader serves."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from heygem_core.config import Settings
+from heygem_core.errors import ErrorCode, HeyGemError
+from heygem_core.jobs.models import BatchStatus, ItemStatus
+from heygem_core.jobs.snapshot import CURRENT_TTL_S, SnapshotCache, idle_json, snapshot
+from heygem_core.jobs.sqlite_store import SqliteStore
+from tests.jobs.batches import make_batch
+from tests.jobs.batches import set_status as _set
+
+SNAPSHOT_KEYS = {"batch_id", "status", "current_video", "processed_count", "total_count",
+                 "succeeded_count", "failed_count", "progress_rate", "current_frame",
+                 "current_total_frames", "eta_seconds", "items", "system", "mode", "engine",
+                 "created_at", "started_at", "finished_at", "cancelled_count"}
+
+ITEM_KEYS = {"index", "name", "status", "output_url", "frames_done", "frames_total",
+             "error_code", "error", "warnings", "worker", "duration_s"}
+
+def test_snapshot_keys_and_json() -> None:
+    batch = make_batch("b1", 4)
+    _set(batch.items[0], ItemStatus.DONE, 100, 0.0, 10.0)
+    batch.items[0].output_path = "/ws/outputs/b1/teacher_00_synced.mp4"
+    _set(batch.items[1], ItemStatus.FAILED, 3, 10.0, 11.0)
+    batch.items[1].error_code, batch.items[1].error = "no_face", "no face"
+    _set(batch.items[2], ItemStatus.PROCESSING, 45, 11.0)
+    batch.status = BatchStatus.PROCESSING
+    system = {"cpu_percent": 71.0, "memory_percent": 40.2}
+
+    snap = snapshot(batch, system, output_url=lambda item: f"/out/{item.index}", now=20.0)
+    assert set(snap) == SNAPSHOT_KEYS
+    assert all(set(view) == ITEM_KEYS for view in snap["items"])
+    assert json.loads(json.dumps(snap)) == snap
+    assert (snap["status"], snap["mode"], snap["current_video"]) == \
+        ("processing", "one_audio", "teacher_02.mp4")
+    assert (snap["processed_count"], snap["total_count"], snap["succeeded_count"],
+            snap["failed_count"], snap["cancelled_count"]) == (2, 4, 1, 1, 0)
+    assert (snap["current_frame"], snap["current_total_frames"]) == (45, 100)
+    assert [view["output_url"] for view in snap["items"]] == ["/out/0", None, None, None]
+    assert [view["duration_s"] for view in snap["items"]] == [10.0, 1.0, None, None]
+    assert snap["items"][1]["error_code"] == "no_face" and snap["system"] == system
+    assert snap["progress_rate"] == pytest.approx(245 / 400, abs=1e-4)
+    assert isinstance(snap["eta_seconds"], int)
+
+def test_snapshot_of_an_idle_batch() -> None:
+    snap = snapshot(make_batch("b1", 2), now=0.0)
+    assert (snap["current_video"], snap["current_frame"], snap["current_total_frames"]) == \
+        (None, 0, 0)
+    assert (snap["progress_rate"], snap["eta_seconds"], snap["system"]) == (0.0, None, {})
+
+
+class CountingStore(SqliteStore):
+    """A SQLite store that counts how often a whole batch is read."""
+
+    reads = 0
+
+    def get_batch(self, batch_id: str):
+        self.reads += 1
+        return super().get_batch(batch_id)
+
+
+@pytest.fixture
+def counting(settings: Settings):
+    store = CountingStore(settings.jobs_db)
+    yield store
+    store.close()
+
+
+def test_the_cache_rebuilds_only_when_the_batch_changed(counting: CountingStore) -> None:
+    batch = make_batch("a" * 32, 2)
+    counting.create_batch(batch)
+    cache = SnapshotCache(counting, output_url=lambda item: f"/out/{item.index}")
+    first = cache.live(batch.batch_id)
+    for _ in range(5):
+        assert cache.live(batch.batch_id)["items"] == first["items"]
+    assert counting.reads == 1  # five more looks, one small version query each
+    counting.update_item(batch.batch_id, 0, status=ItemStatus.DONE, frames_done=100)
+    assert cache.live(batch.batch_id)["items"][0]["output_url"] == "/out/0"
+    assert counting.reads == 2
+
+
+def test_polled_json_is_the_snapshot_with_the_current_metrics_last(counting: CountingStore) -> None:
+    batch = make_batch("b" * 32, 1)
+    counting.create_batch(batch)
+    cache = SnapshotCache(counting)
+    body = cache.live_json(batch.batch_id)
+    parsed = json.loads(body)
+    assert set(parsed) == SNAPSHOT_KEYS and list(parsed)[-1] == "system"
+    assert set(parsed["system"]) == {"cpu_percent", "memory_percent", "gpus"}
+    assert {k: v for k, v in parsed.items() if k != "system"} == \
+        {k: v for k, v in cache.live(batch.batch_id).items() if k != "system"}
+    assert cache.live_json(batch.batch_id) is not None and counting.reads == 1
+
+
+def test_the_current_batch_and_the_idle_snapshot(counting: CountingStore) -> None:
+    cache = SnapshotCache(counting)
+    assert cache.live(None) == {} and cache.live_json(None) is None
+    idle = json.loads(idle_json())
+    assert idle["status"] == "idle" and idle["batch_id"] is None and idle["items"] == []
+    assert set(idle) == SNAPSHOT_KEYS - {"mode", "engine", "created_at", "started_at", "finished_at",
+                                         "cancelled_count"}
+    counting.create_batch(make_batch("c" * 32, 1, owner="alice"))
+    time.sleep(CURRENT_TTL_S + 0.05)  # "no current batch" is remembered this long
+    assert cache.live(None)["batch_id"] == "c" * 32
+    assert cache.current_batch_id("bob") is None
+
+
+def test_each_user_sees_only_their_own_batches(counting: CountingStore) -> None:
+    counting.create_batch(make_batch("d" * 32, 1, owner="alice"))
+    cache = SnapshotCache(counting)
+    assert cache.live("d" * 32, "alice")["batch_id"] == "d" * 32
+    for batch_id, owner in [("d" * 32, "bob"), ("e" * 32, None), ("../etc", None)]:
+        with pytest.raises(HeyGemError) as caught:
+            cache.live_json(batch_id, owner)
+        assert caught.value.code is ErrorCode.NOT_FOUND

@@ -1,0 +1,97 @@
+"""The worker's ItemRunner in this process: it renders a queued item and records the outcome,
+only while it holds the item, and puts an interrupted item back."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from heygem_core.config import Settings
+from heygem_core.errors import ErrorCode
+from heygem_core.jobs.intake import Upload
+from heygem_core.jobs.models import BatchStatus, ItemStatus
+from heygem_core.jobs.queue import JobQueue
+from heygem_core.jobs.service import BatchService
+from heygem_core.jobs.sqlite_store import SqliteStore
+from heygem_core.jobs.worker import ItemRunner
+from heygem_core.media.probe import probe_video
+
+
+@pytest.fixture
+def runner(settings: Settings, store: SqliteStore) -> ItemRunner:
+    return ItemRunner(store, settings)
+
+
+def make_batch(settings: Settings, store: SqliteStore, audio: Path, *videos: Path) -> str:
+    service = BatchService(store, JobQueue(settings), settings)
+    batch_id, _ = service.submit([Upload(audio.name, io.BytesIO(audio.read_bytes()))],
+                                 [Upload(v.name, io.BytesIO(v.read_bytes())) for v in videos],
+                                 engine="builtin")
+    return batch_id
+
+
+def test_an_item_is_rendered_and_the_batch_settled(runner: ItemRunner, settings: Settings, store: SqliteStore,
+                                                   presenter_clip: Path, tone: Path) -> None:
+    batch_id = make_batch(settings, store, tone, presenter_clip)
+    runner(batch_id, 0)
+    item = store.get_item(batch_id, 0)
+    assert item.status is ItemStatus.DONE and item.worker is None and item.attempts == 1
+    assert item.frames_done == item.frames_total == 25
+    output = Path(item.output_path)
+    assert output.parent == settings.outputs_dir / batch_id and output.name == item.output_name
+    assert probe_video(output).n_frames == 25
+    batch = store.get_batch(batch_id)
+    assert batch.status is BatchStatus.COMPLETED and batch.progress_floor == 1.0
+    runner(batch_id, 0)  # done already: the queue's second word on it changes nothing
+    assert store.get_item(batch_id, 0).attempts == 1
+
+
+def test_a_failing_render_fails_its_item_and_the_batch_goes_on(
+        runner: ItemRunner, settings: Settings, store: SqliteStore, presenter_clip: Path,
+        bad_inputs: dict[str, Path], tone: Path) -> None:
+    batch_id = make_batch(settings, store, tone, bad_inputs["noface"], presenter_clip)
+    runner(batch_id, 0)
+    failed = store.get_item(batch_id, 0)
+    assert failed.status is ItemStatus.FAILED and failed.error_code == ErrorCode.NO_FACE.value
+    assert store.get_batch(batch_id).status is BatchStatus.PROCESSING
+    runner(batch_id, 1)
+    assert store.get_batch(batch_id).status is BatchStatus.COMPLETED_WITH_ERRORS
+    assert not list((settings.outputs_dir / batch_id).glob(".*"))  # no half-written file
+
+
+def test_a_cancelled_batch_cancels_its_next_item_unrendered(runner: ItemRunner, settings: Settings,
+                                                            store: SqliteStore, presenter_clip: Path,
+                                                            tone: Path) -> None:
+    batch_id = make_batch(settings, store, tone, presenter_clip)
+    store.update_batch(batch_id, cancel_requested=True)
+    runner(batch_id, 0)
+    item = store.get_item(batch_id, 0)
+    assert item.status is ItemStatus.CANCELLED and item.attempts == 0
+    assert store.get_batch(batch_id).status is BatchStatus.CANCELLED
+
+
+def test_an_item_another_worker_holds_is_left_alone(runner: ItemRunner, settings: Settings,
+                                                    store: SqliteStore, presenter_clip: Path,
+                                                    tone: Path) -> None:
+    batch_id = make_batch(settings, store, tone, presenter_clip)
+    store.update_item(batch_id, 0, status=ItemStatus.PROCESSING, worker="elsewhere:1:t")
+    runner(batch_id, 0)
+    item = store.get_item(batch_id, 0)
+    assert item.status is ItemStatus.PROCESSING and item.worker == "elsewhere:1:t"
+    runner("0" * 32, 0)  # a batch that is gone: logged and skipped
+
+
+def test_shutting_down_mid_render_puts_the_item_back(runner: ItemRunner, settings: Settings,
+                                                     store: SqliteStore, presenter_clip: Path,
+                                                     tone: Path) -> None:
+    batch_id = make_batch(settings, store, tone, presenter_clip)
+    requeued: list[tuple[str, int]] = []
+    runner.requeue = lambda b, i: requeued.append((b, i))
+    runner.shutdown.set()  # seen at the render's first cancel check
+    runner(batch_id, 0)
+    item = store.get_item(batch_id, 0)
+    assert item.status is ItemStatus.PENDING and item.worker is None and item.frames_done == 0
+    assert requeued == [(batch_id, 0)]
+    assert not list((settings.outputs_dir / batch_id).glob("*"))

@@ -1,0 +1,74 @@
+"""Streaming frames and the ping-pong schedule, with its spill file."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from heygem_core.media.probe import probe_video
+from heygem_core.media.reader import FrameSource, iter_frames, pingpong_index
+
+
+def test_pingpong_index() -> None:
+    assert [pingpong_index(i, 4) for i in range(13)] == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3, 2, 1, 0]
+    assert [pingpong_index(i, 2) for i in range(5)] == [0, 1, 0, 1, 0]
+    assert [pingpong_index(i, 1) for i in range(3)] == [0, 0, 0]
+    seq = [pingpong_index(i, 7) for i in range(50)]
+    assert all(abs(a - b) == 1 for a, b in zip(seq, seq[1:]))  # never a jump at the seam
+    with pytest.raises(ValueError):
+        pingpong_index(0, 0)
+
+def test_frame_source_pingpong_spills_to_disk(tmp_path: Path, clip: Path) -> None:
+    info = probe_video(clip)
+    n = info.n_frames
+    originals = list(iter_frames(info))
+    n_out = int(2.5 * n)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    with FrameSource(info, n_out, workdir=workdir) as source:
+        out = []
+        for k, (src, frame) in enumerate(source):
+            if k == n:  # in the backward pass: frames come back from the spill file
+                assert source.spill_path is not None and source.spill_path.exists()
+                assert source.spill_path.parent == workdir
+            out.append((src, frame))
+    assert [src for src, _ in out] == [pingpong_index(k, n) for k in range(n_out)]
+    for k, (src, frame) in enumerate(out):
+        if k < n:
+            assert np.array_equal(frame, originals[src])
+        else:
+            assert np.abs(frame.astype(int) - originals[src]).mean() < 1.5
+    assert list(workdir.iterdir()) == []
+
+def test_frame_source_trims_without_spilling(clip: Path, tmp_path: Path) -> None:
+    info = probe_video(clip)
+    originals = list(iter_frames(info))
+    with FrameSource(info, 10, workdir=tmp_path) as source:
+        out = list(source)
+        assert source.spill_path is None
+    assert [src for src, _ in out] == list(range(10))
+    assert all(np.array_equal(f, originals[i]) for i, f in out)
+    assert list(tmp_path.iterdir()) == []
+
+@pytest.mark.parametrize("extra_out", [-2, 10])
+def test_frame_source_copes_with_a_short_decoder(clip: Path, tmp_path: Path,
+                                                 extra_out: int) -> None:
+    real = probe_video(clip)
+    claimed = dataclasses.replace(real, n_frames=real.n_frames + 5)  # decoder yields 5 fewer
+    n_out = claimed.n_frames + extra_out
+    with FrameSource(claimed, n_out, workdir=tmp_path) as source:
+        srcs = [src for src, _ in source]
+    assert srcs == [pingpong_index(k, real.n_frames) for k in range(n_out)]
+    assert list(tmp_path.iterdir()) == []
+
+def test_frame_source_close_mid_stream_removes_spill(clip: Path, tmp_path: Path) -> None:
+    info = probe_video(clip)
+    source = FrameSource(info, 3 * info.n_frames, workdir=tmp_path)
+    it = iter(source)
+    for _ in range(info.n_frames + 2):
+        next(it)
+    source.close()
+    assert list(tmp_path.iterdir()) == []
