@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Collection
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
@@ -37,6 +38,7 @@ MAX_BYTES = 20 * 1024**2  # rotate when the file would grow past 20 MiB
 BACKUPS = 5  # rotated files kept: 运行实时日志.log.1 … .5
 MAX_MESSAGE_CHARS = 4000  # longer messages are cut, so a line stays one small write
 TAIL_BLOCK_BYTES = 64 * 1024  # tail() reads the file backwards in blocks of this size
+BATCH_TAIL_SCAN_LINES = 5000  # tail_of_batches() looks for its batches' lines among this many
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # milliseconds are appended: 2026-11-27 16:40:01.123
 ABSENT = "-"  # shown in the batch and file columns when an event has none
 
@@ -165,6 +167,24 @@ def tail(path: Path, lines: int = 200) -> list[str]:
     if chunks and chunks[-1] == b"":
         chunks.pop()
     return [c.rstrip(b"\r").decode("utf-8", errors="replace") for c in chunks[-lines:]]
+
+
+def tail_of_batches(path: Path, batch_ids: Collection[str], lines: int = 200,
+                    scan: int = BATCH_TAIL_SCAN_LINES) -> list[str]:
+    """The last `lines` lines about the batches `batch_ids`, found among the last `scan` lines:
+    what one user may see of a log that every user's batches write to."""
+    wanted = {f"| batch {batch_id} |" for batch_id in batch_ids}
+    if not wanted:
+        return []
+    found = [line for line in tail(path, scan) if _batch_field(line) in wanted]
+    return found[-lines:]
+
+
+def _batch_field(line: str) -> str:
+    """The "| batch <id> |" column of a log line, or "" when it has none."""
+    start = line.find(" | batch ")
+    end = line.find(" |", start + 9) if start >= 0 else -1
+    return line[start + 1:end + 2] if end >= 0 else ""
 
 
 def _read_last_lines(f, lines: int) -> bytes:

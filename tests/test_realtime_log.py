@@ -20,6 +20,7 @@ from heygem_core.realtime_log import (
     log_event,
     setup_realtime_log,
     tail,
+    tail_of_batches,
 )
 
 LINE_RE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \| batch (\S+) \| (.+?) \| (.*)$")
@@ -206,3 +207,14 @@ def test_a_worker_process_shares_the_log_and_follows_rotation(log_path: Path) ->
     assert lines[-2:][0].endswith("| app 29") and lines[-1].endswith("| worker 29")
     everything = [line for p in sorted(log_path.parent.iterdir()) for line in read_lines(p)]
     assert all(LINE_RE.match(line) for line in everything)  # whole lines, none interleaved
+
+
+def test_tail_of_batches_keeps_only_their_lines(log_path: Path) -> None:
+    setup_realtime_log(log_path)
+    for n in range(30):
+        log_event(f"frame {n}", batch_id="mine" if n % 3 == 0 else "theirs", name="a.mp4")
+    log_event("runtime ready")  # no batch: not shown to a user
+    lines = tail_of_batches(log_path, ["mine", "other"], lines=4)
+    assert [line.rsplit("| ", 1)[1] for line in lines] == ["frame 18", "frame 21", "frame 24", "frame 27"]
+    assert all("| batch mine |" in line for line in lines)
+    assert tail_of_batches(log_path, []) == [] and tail_of_batches(log_path, ["theirs"], 100)[0].endswith("frame 1")

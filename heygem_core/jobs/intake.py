@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
+import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +23,9 @@ logger = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024  # bytes copied at a time
 OUTPUT_SUFFIX = "_synced"
-MAX_NAME = 120  # characters kept of a user's file name for display
+MAX_NAME_CHARS = 255  # characters of a user's file name kept for display (the rest is cut off the front)
+MAX_STEM_BYTES = 120  # UTF-8 bytes of an output file's stem: with its suffix and the writer's hidden
+                      # temporary name (".{stem}.{8 hex}.part.mp4") it stays far below the 255-byte limit
 
 
 @dataclass
@@ -52,9 +55,23 @@ class Probe:
 
 
 def display_name(filename: str) -> str:
-    """The user's file name without any folder part, for display only."""
-    name = filename.replace("\\", "/").rsplit("/", 1)[-1].strip() or "file"
-    return name[-MAX_NAME:]
+    """The user's file name as it is shown: without any folder part, control characters (NUL, line
+    breaks, escapes) and bidirectional overrides removed, at most MAX_NAME_CHARS characters."""
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(" " if c in "\t\n\r" else c for c in name if _shown(c))
+    name = " ".join(name.split()) or "file"
+    return name[-MAX_NAME_CHARS:]
+
+
+def _shown(char: str) -> bool:
+    """Whether a character may stay in a name: not a control or formatting character."""
+    return char in "\t\n\r" or unicodedata.category(char) not in ("Cc", "Cf", "Cs", "Co", "Cn")
+
+
+def cut_utf8(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` UTF-8 bytes, never inside a character."""
+    data = text.encode("utf-8")
+    return text if len(data) <= limit else data[:limit].decode("utf-8", "ignore")
 
 
 def save_upload(upload: Upload, folder: Path, limit: int) -> StoredFile:
@@ -155,8 +172,9 @@ def _apply_probes(item: Item, video: Probe, audio: Probe) -> None:
 
 
 def output_name(name: str, taken: set[str]) -> str:
-    """`teacher_03.mp4` -> `teacher_03_synced.mp4`, a counter when two share a name."""
-    stem = Path(name).stem or "video"
+    """`teacher_03.mp4` -> `teacher_03_synced.mp4`, a counter when two share a name; a long name's
+    stem is cut to MAX_STEM_BYTES bytes so that no name can make a path the file system refuses."""
+    stem = cut_utf8(Path(display_name(name)).stem, MAX_STEM_BYTES).strip(" .") or "video"
     candidate, n = f"{stem}{OUTPUT_SUFFIX}.mp4", 2
     while candidate in taken:
         candidate, n = f"{stem}{OUTPUT_SUFFIX}_{n}.mp4", n + 1

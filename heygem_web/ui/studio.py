@@ -4,6 +4,7 @@ later attaches to the running batch."""
 
 from __future__ import annotations
 
+import html
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +21,7 @@ from heygem_core.jobs.models import BatchMode
 from heygem_core.jobs.rules import FINISHED_BATCH_STATUSES as FINISHED
 from heygem_core.jobs.runtime import Runtime
 from heygem_core.metrics import system_metrics
-from heygem_core.realtime_log import tail
+from heygem_core.realtime_log import tail, tail_of_batches
 from heygem_web.ui.panels import items_html, progress_html, results_html, system_html, ticker_html
 from heygem_web.ui.text import DEFAULT_LANG, LANGS, status_word, t
 
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 TICK_S = 1.0  # the panel refreshes from the store this often
 FOLLOW_LIMIT_S = 24 * 3600  # a start button's follow loop ends with its batch, or after this
 LOG_LINES = 40
+LOG_BATCHES = 20  # with login on, the log fold shows lines of the user's latest this many batches
 QUEUE_POLL_S = 0.05  # how often the idle Gradio queue looks for work (its default: every 1 ms)
 
 RuntimeGetter = Callable[[], Runtime]
@@ -189,7 +191,7 @@ def _submitter(get_runtime: RuntimeGetter, mode: BatchMode) -> Callable:
                 batch_id, _ = get_runtime().service.submit(uploads, files, engine=engine or "auto",
                                                            mode=mode.value, owner=_user(request) or "")
         except HeyGemError as e:
-            raise gr.Error(e.message) from e
+            raise gr.Error(html.escape(e.message)) from e
         return batch_id
 
     return submit
@@ -221,7 +223,7 @@ def _refresher(get_runtime: RuntimeGetter) -> Callable:
             snap = _snapshot(runtime, batch_id, user)
         results = results_html(snap, lang) if snap else ""
         running = bool(snap) and snap["status"] not in FINISHED
-        lines = tail(runtime.settings.log_file, LOG_LINES)
+        lines = _log_lines(runtime, user)
         system = snap.get("system") if snap else None
         return [batch_id, progress_html(snap, lang), items_html(snap, lang) if snap else "",
                 gr.skip() if results == shown else results, results,
@@ -229,6 +231,14 @@ def _refresher(get_runtime: RuntimeGetter) -> Callable:
                 gr.update(interactive=not running)]
 
     return refresh
+
+
+def _log_lines(runtime: Runtime, user: str | None) -> list[str]:
+    """The live log's last lines; with login on, only those about the user's own batches."""
+    if user is None:
+        return tail(runtime.settings.log_file, LOG_LINES)
+    own = [batch.batch_id for batch in runtime.service.history(user, limit=LOG_BATCHES)]
+    return tail_of_batches(runtime.settings.log_file, own, LOG_LINES)
 
 
 def _follower(get_runtime: RuntimeGetter) -> Callable:
@@ -264,7 +274,7 @@ def _action(get_runtime: RuntimeGetter, name: str) -> Callable:
         try:
             getattr(get_runtime().service, name)(batch_id, _user(request))
         except HeyGemError as e:
-            raise gr.Error(e.message) from e
+            raise gr.Error(html.escape(e.message)) from e
 
     return act
 
@@ -279,7 +289,8 @@ def _history(get_runtime: RuntimeGetter) -> Callable:
             done = sum(i.status.value == "done" for i in b.items)
             names = ", ".join(i.name for i in b.items[:3]) + ("…" if len(b.items) > 3 else "")
             rows.append(f"<tr><td>{when}</td><td>{status_word(lang, b.status.value)}</td>"
-                        f"<td>{done}/{len(b.items)}</td><td>{names}</td><td><code>{b.batch_id[:8]}</code></td></tr>")
+                        f"<td>{done}/{len(b.items)}</td><td>{html.escape(names)}</td>"
+                        f"<td><code>{b.batch_id[:8]}</code></td></tr>")
             choices.append((f"{when} · {names}", b.batch_id))
         head = f"<tr><th>{t(lang, 'created')}</th><th>{t(lang, 'status')}</th><th>{t(lang, 'items')}</th>" \
                f"<th>{t(lang, 'file')}</th><th>id</th></tr>"

@@ -95,3 +95,19 @@ def test_shutting_down_mid_render_puts_the_item_back(runner: ItemRunner, setting
     assert item.status is ItemStatus.PENDING and item.worker is None and item.frames_done == 0
     assert requeued == [(batch_id, 0)]
     assert not list((settings.outputs_dir / batch_id).glob("*"))
+
+
+@pytest.mark.parametrize("name", ["王" * 200 + ".mp4", "😀" * 120 + ".mp4", "a\x00b\x1b[31mred\n.mp4",
+                                  "x" * 5000 + ".mp4", "\u202eevil.mp4"])
+def test_no_name_fails_a_valid_video(runner: ItemRunner, settings: Settings, store: SqliteStore,
+                                     presenter_clip: Path, tone: Path, name: str) -> None:
+    service = BatchService(store, JobQueue(settings), settings)
+    batch_id, _ = service.submit([Upload("讲稿.wav", io.BytesIO(tone.read_bytes()))],
+                                 [Upload(name, io.BytesIO(presenter_clip.read_bytes()))], engine="builtin")
+    runner(batch_id, 0)
+    item = store.get_item(batch_id, 0)
+    assert item.status is ItemStatus.DONE, item.error
+    assert len(item.output_name.encode()) <= 160 and Path(item.output_path).is_file()
+    assert not any(c in item.name for c in "\x00\x1b\n\u202e")
+    shown = name.replace("\x00", "").replace("\x1b", "").replace("\n", " ").replace("\u202e", "")
+    assert item.name == shown[-255:]  # the user's own name, as far as it can be shown

@@ -85,3 +85,27 @@ def test_ui_shows_each_user_only_their_batches(server, alice_batch):
             assert (page.query_selector("#hg-results video") is not None) is sees
             context.close()
         browser.close()
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+def test_the_live_log_fold_shows_each_user_only_their_batches(server, alice_batch):
+    from playwright.sync_api import sync_playwright
+
+    from tests.web.test_browser import CHROME_ARGS, CHROMIUM
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
+        logs = {}
+        for user in (ALICE, BOB):
+            context = browser.new_context(http_credentials={"username": user[0], "password": user[1]})
+            page = context.new_page()
+            page.goto(server.url + "/")
+            page.wait_for_selector("#hg-status", timeout=30_000)
+            page.click("text=运行实时日志")  # open the fold
+            page.wait_for_selector("#hg-log textarea", timeout=30_000)
+            page.wait_for_timeout(2500)  # a few timer ticks
+            logs[user[0]] = page.eval_on_selector("#hg-log textarea", "e => e.value")
+            context.close()
+        browser.close()
+    assert alice_batch in logs["alice"] and "alice_clip.mp4" in logs["alice"]
+    assert alice_batch not in logs["bob"] and "alice_clip" not in logs["bob"]

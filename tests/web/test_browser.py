@@ -165,3 +165,33 @@ def test_lost_connection_keeps_the_panel_and_says_so(browser, tmp_path):
         page.close()
     finally:
         srv.stop()
+
+
+HOSTILE_NAMES = ['<img src=x onerror=alert(1)>.mp4', '"><svg onload=alert(2)>.mp4',
+                 "<script>alert(3)</script>讲稿.mp4"]
+
+
+def test_hostile_file_names_are_shown_as_text_everywhere(browser, server, inputs):
+    files = [("audio", ("<b>lecture</b>.wav", inputs["audio"].read_bytes()))]
+    files += [("videos", (name, inputs["teacher_01.mp4"].read_bytes())) for name in HOSTILE_NAMES]
+    batch_id = httpx.post(f"{server.url}/start_batch", files=files, timeout=60).json()["batch_id"]
+    deadline = time.monotonic() + WAIT_S
+    while httpx.get(f"{server.url}/api/progress/{batch_id}", timeout=10).json()["status"] != "completed":
+        assert time.monotonic() < deadline
+        time.sleep(0.25)
+    page = open_page(browser, server)
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.wait_for_function("() => document.querySelectorAll('#hg-items tr[data-status=done]').length == 3",
+                           timeout=30_000)
+    page.click("#hg-tab-history-button" if page.query_selector("#hg-tab-history-button") else "text=历史记录")
+    page.click("text=刷新")
+    page.wait_for_selector(".hg-table :text('alert(1)')", timeout=30_000)
+    page.wait_for_timeout(1000)
+    injected = page.evaluate("""() => [...document.querySelectorAll('img[src="x"], svg[onload], script')]
+        .filter(e => !e.src || !e.src.startsWith(location.origin + '/assets'))
+        .filter(e => e.tagName !== 'SCRIPT' || e.textContent.includes('alert(')).length""")
+    assert injected == 0 and dialogs == []
+    text = page.inner_text("body")
+    assert all(name.rsplit(".", 1)[0] in text for name in HOSTILE_NAMES[:1])
+    page.close()
