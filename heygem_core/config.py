@@ -42,6 +42,8 @@ class Settings:
     port: int = 7860
     max_batch_items: int = 100                   # items per batch
     max_upload_bytes: int = 4 * 1024**3          # per uploaded file
+    max_request_bytes: int = 32 * 1024**3        # per upload request (HEYGEM_MAX_REQUEST_MB; default: 8 files
+                                                 # at the per-file limit)
     inprocess_workers: int = 1                   # render threads of the worker the app starts (0: none;
                                                  # run `python -m heygem_core worker` yourself)
     log_max_bytes: int = 20 * 1024**2            # the real-time log rotates at this size
@@ -83,6 +85,7 @@ class Settings:
 def get_settings() -> Settings:
     """Read the settings from the environment now."""
     env = os.environ
+    upload_mb = float(env.get("HEYGEM_MAX_UPLOAD_MB", 4096))
     return Settings(
         workspace=_workspace(env.get("HEYGEM_WORKSPACE")),
         checkpoints_dir=Path(env.get("HEYGEM_CHECKPOINTS", str(PROJECT_ROOT / "checkpoints"))),
@@ -98,7 +101,8 @@ def get_settings() -> Settings:
         host=env.get("HEYGEM_HOST", "127.0.0.1"),
         port=int(env.get("HEYGEM_PORT", 7860)),
         max_batch_items=int(env.get("HEYGEM_MAX_BATCH_ITEMS", 100)),
-        max_upload_bytes=int(float(env.get("HEYGEM_MAX_UPLOAD_MB", 4096)) * 1024**2),
+        max_upload_bytes=int(upload_mb * 1024**2),
+        max_request_bytes=int(float(env.get("HEYGEM_MAX_REQUEST_MB", 8 * upload_mb)) * 1024**2),
         inprocess_workers=int(env.get("HEYGEM_INPROCESS_WORKERS", 1)),
         log_max_bytes=int(float(env.get("HEYGEM_LOG_MAX_MB", 20)) * 1024**2),
         log_backups=int(env.get("HEYGEM_LOG_BACKUPS", 5)),

@@ -22,6 +22,7 @@ class ErrorCode(str, Enum):
     BATCH_INVALID = "batch_invalid"
     FILE_TOO_LARGE = "file_too_large"
     NOT_FOUND = "not_found"
+    REQUEST_INVALID = "request_invalid"
     INTERNAL = "internal_error"
 
 
@@ -41,6 +42,7 @@ MESSAGES: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.BATCH_INVALID: ("无法创建批量任务", "The batch cannot be made"),
     ErrorCode.FILE_TOO_LARGE: ("上传的文件太大", "An uploaded file is too large"),
     ErrorCode.NOT_FOUND: ("没有找到", "Not found"),
+    ErrorCode.REQUEST_INVALID: ("请求格式不正确", "The request is malformed"),
     ErrorCode.INTERNAL: ("内部错误,详情见运行日志", "Internal error; the run log has the details"),
 }
 

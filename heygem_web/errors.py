@@ -8,6 +8,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from heygem_core.errors import ErrorCode, HeyGemError
 from heygem_core.jobs.store import StoreUnavailable
@@ -15,7 +16,8 @@ from heygem_core.jobs.store import StoreUnavailable
 logger = logging.getLogger(__name__)
 
 STATUS_OF = {ErrorCode.NOT_FOUND: 404, ErrorCode.BATCH_INVALID: 400, ErrorCode.FILE_TOO_LARGE: 413,
-             ErrorCode.ENGINE_UNAVAILABLE: 400}
+             ErrorCode.ENGINE_UNAVAILABLE: 400, ErrorCode.REQUEST_INVALID: 400}
+CODE_OF = {404: ErrorCode.NOT_FOUND, 413: ErrorCode.FILE_TOO_LARGE}  # HTTP errors of the framework itself
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -31,6 +33,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"error_code": "store_unavailable", "redis": "unreachable",
                              "message": f"进度存储暂时无法连接 / progress store unreachable: {exc}"},
                             status_code=503)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """The framework's own refusals (a malformed multipart body, an unknown route)."""
+        error = HeyGemError(CODE_OF.get(exc.status_code, ErrorCode.REQUEST_INVALID), str(exc.detail))
+        return JSONResponse(error.to_dict(), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

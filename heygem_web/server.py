@@ -19,6 +19,7 @@ from heygem_core.jobs.runtime import build_runtime
 from heygem_web.auth import AuthMiddleware, Authenticator, parse_auth
 from heygem_web.errors import install_error_handlers
 from heygem_web.fast_path import ProgressFastPath, polling_protocol
+from heygem_web.limits import UploadLimits
 from heygem_web.routes import ROUTERS
 from heygem_web.ui import build_ui
 from heygem_web.ui.assets import CSS, HEAD
@@ -27,6 +28,7 @@ from heygem_web.urls import output_url
 logger = logging.getLogger("heygem")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 VERSION = "0.3.0"
+FORM_FIELDS = 8  # non-file fields an upload request may carry (engine, mode, ...)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -47,6 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    app.add_middleware(UploadLimits, request_limit=settings.max_request_bytes,
+                       part_limit=settings.max_upload_bytes, max_parts=max_parts(settings))
     authenticator = Authenticator(parse_auth(settings.auth))
     app.state.authenticator = authenticator
     if authenticator.enabled:
@@ -55,6 +59,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return gr.mount_gradio_app(app, blocks, path="/", css=CSS, head=HEAD, footer_links=[],
                                max_file_size=settings.max_upload_bytes,
                                auth_dependency=_request_user if authenticator.enabled else None)
+
+
+def max_parts(settings: Settings) -> int:
+    """The most parts an upload request may have: a full batch of videos and of audios, and its
+    form fields."""
+    return 2 * settings.max_batch_items + FORM_FIELDS
 
 
 def create_server_app(settings: Settings | None = None) -> ProgressFastPath:
