@@ -36,20 +36,24 @@ def start_batch(runtime: RuntimeDep, owner: OwnerDep,
                                                owner=owner or "")
     return JSONResponse({"batch_id": batch_id, "created": created}, status_code=201 if created else 200)
 
+
 @router.get("/api/batches")
 def history(runtime: RuntimeDep, snapshots: SnapshotsDep, owner: OwnerDep, limit: int = 50) -> list[dict]:
     """Batches newest first, each as its snapshot (without system metrics)."""
     return [snapshots.of(b) for b in runtime.service.history(owner, max(1, min(limit, 500)))]
+
 
 @router.post("/api/batches/{batch_id}/cancel")
 def cancel(batch_id: str, runtime: RuntimeDep, snapshots: SnapshotsDep, owner: OwnerDep) -> dict:
     runtime.service.cancel(batch_id, owner)
     return snapshots.live(batch_id, owner)
 
+
 @router.post("/api/batches/{batch_id}/retry")
 def retry(batch_id: str, runtime: RuntimeDep, owner: OwnerDep) -> dict:
     count = runtime.service.retry(batch_id, owner)
     return {"batch_id": batch_id, "retried": count}
+
 
 @router.get("/api/batches/{batch_id}/items/{index}/output")
 def item_output(batch_id: str, index: int, runtime: RuntimeDep, owner: OwnerDep) -> FileResponse:
@@ -61,6 +65,7 @@ def item_output(batch_id: str, index: int, runtime: RuntimeDep, owner: OwnerDep)
     if path is None:
         raise HeyGemError(ErrorCode.NOT_FOUND, "output")
     return FileResponse(path, media_type="video/mp4", filename=item.output_name)
+
 
 @router.get("/api/batches/{batch_id}/download")
 def download(batch_id: str, runtime: RuntimeDep, owner: OwnerDep) -> FileResponse:
@@ -78,6 +83,7 @@ def download(batch_id: str, runtime: RuntimeDep, owner: OwnerDep) -> FileRespons
     return FileResponse(tmp.name, media_type="application/zip",
                         filename=f"heygem_{batch_id[:8]}.zip",
                         background=BackgroundTask(Path(tmp.name).unlink, missing_ok=True))
+
 
 def _outputs(runtime: Runtime, batch: Batch) -> list[tuple[str, Path]]:
     found = []

@@ -32,13 +32,16 @@ async def current_progress(snapshots: SnapshotsDep, owner: OwnerDep) -> Response
     body = snapshots.live_json(None, owner)
     return _json(body if body is not None else idle_json())
 
+
 @router.get(PROGRESS_PATH + "/{batch_id}")
 async def batch_progress(batch_id: str, snapshots: SnapshotsDep, owner: OwnerDep) -> Response:
     return _json(snapshots.live_json(batch_id, owner))
 
+
 def _json(body: bytes | None) -> Response:
     """Bytes that are already JSON (the polling routes: encoded once per change, not per request)."""
     return Response(content=body, media_type="application/json")
+
 
 @router.get("/api/progress/{batch_id}/stream")
 async def progress_stream(batch_id: str, request: Request, runtime: RuntimeDep,
@@ -60,6 +63,7 @@ async def progress_stream(batch_id: str, request: Request, runtime: RuntimeDep,
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
+
 @router.websocket("/ws/progress/{batch_id}")
 async def progress_socket(websocket: WebSocket, batch_id: str) -> None:
     """The same snapshots as the SSE stream, over a WebSocket; closed when the batch ends."""
@@ -72,16 +76,29 @@ async def progress_socket(websocket: WebSocket, batch_id: str) -> None:
         await websocket.close(code=4404)
         return
 
+    closed = asyncio.create_task(_until_closed(websocket))
+
     async def gone() -> bool:
-        return False
+        return closed.done()
 
     try:
         async for snap in _changes(runtime, batch_id, gone):
             if snap is not None:
                 await websocket.send_text(json.dumps(snap, ensure_ascii=False))
-        await websocket.close()
+        if not closed.done():
+            await websocket.close()
     except WebSocketDisconnect:
         return
+    finally:
+        closed.cancel()
+
+
+async def _until_closed(websocket: WebSocket) -> None:
+    """Return when the client has gone (closed, or its connection dropped); what it sends is
+    ignored. The stream's loop looks at this between polls, so it ends within one poll."""
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        pass
+
 
 async def _changes(runtime: Runtime, batch_id: str,
                    disconnected: Callable[[], Awaitable[bool]]) -> AsyncIterator[dict | None]:

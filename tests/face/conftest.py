@@ -17,11 +17,13 @@ def astronaut() -> np.ndarray:
     """512x512 BGR; the face is ~95 px wide, eye distance ~62 px, lips closed in a smile."""
     return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
 
+
 @pytest.fixture(scope="module")
 def astronaut_points(astronaut: np.ndarray) -> np.ndarray:
     points = detect_landmarks(astronaut)
     assert points is not None
     return points
+
 
 @pytest.fixture
 def tracker() -> Iterator[FaceTracker]:

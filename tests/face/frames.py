@@ -21,9 +21,11 @@ def on_canvas(image: np.ndarray, size: tuple[int, int], at: tuple[int, int],
     canvas[y:y + h, x:x + w] = image
     return canvas
 
+
 def shift(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
     m = np.float32([[1, 0, dx], [0, 1, dy]])
     return cv2.warpAffine(image, m, image.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
+
 
 def open_mouth(image: np.ndarray, points: np.ndarray, drop: float) -> np.ndarray:
     """Drop the lower lip and jaw by `drop` px and paint the gap as a dark mouth interior."""
@@ -41,6 +43,7 @@ def open_mouth(image: np.ndarray, points: np.ndarray, drop: float) -> np.ndarray
     mouth = np.concatenate([points[list(fm.LIPS_INNER_UPPER)], lower[::-1]]).astype(np.int32)
     cv2.fillPoly(out, [mouth], (25, 15, 30))
     return out
+
 
 def centre(box: tuple[int, int, int, int]) -> np.ndarray:
     return np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])

@@ -18,6 +18,7 @@ def test_landmark_groups() -> None:
     assert fm.INNER_TOP in fm.LIPS_INNER_UPPER and fm.INNER_BOTTOM in fm.LIPS_INNER_LOWER
     assert len(fm.LIPS) == 40
 
+
 def test_face_measures() -> None:
     points = np.zeros((468, 2), np.float32)
     points[fm.LEFT_EYE_OUTER], points[fm.RIGHT_EYE_OUTER] = (100, 100), (200, 100)
@@ -25,6 +26,7 @@ def test_face_measures() -> None:
     face = Face(points=points, box=(0, 0, 200, 230))
     assert face.eye_distance == pytest.approx(100.0)
     assert face.mouth_opening() == pytest.approx(0.3) == mouth_opening(points)
+
 
 def test_mouth_opening_responds(astronaut: np.ndarray, astronaut_points: np.ndarray) -> None:
     closed = mouth_opening(astronaut_points)

@@ -29,6 +29,7 @@ def test_landmarks_read_from_wire_bytes_match_their_attributes() -> None:
     odd.landmark[7].visibility = 0.5  # another layout: read attribute by attribute
     np.testing.assert_array_equal(mesh.landmark_xy(odd), xyz[:, :2])
 
+
 def test_tracking_prints_nothing_to_stderr() -> None:
     """MediaPipe's native logs go to fd 2; none of them may reach the console or the worker log."""
     script = textwrap.dedent("""

@@ -21,6 +21,7 @@ def test_one_euro_filter() -> None:
     fast.reset()
     assert np.allclose(fast(x + 5.0), x + 5.0)
 
+
 def test_smoothing_reduces_jitter(tracker: FaceTracker, astronaut: np.ndarray) -> None:
     """The same frame moved by random +-1 px: tracked points jitter less than raw detections."""
     canvas = on_canvas(astronaut, (720, 1280), at=(380, 100), scale=1.2)
@@ -37,6 +38,7 @@ def test_smoothing_reduces_jitter(tracker: FaceTracker, astronaut: np.ndarray) -
     tracked_std = np.stack(tracked).std(axis=0).mean()
     assert tracked_std < 0.75 * raw_std, (tracked_std, raw_std)
     assert np.abs(np.stack(tracked).mean(0) - np.stack(raw).mean(0)).mean() < 1.0  # no drift
+
 
 def test_tracker_keeps_the_mouths_per_frame_motion(astronaut: np.ndarray,
                                                    astronaut_points: np.ndarray) -> None:

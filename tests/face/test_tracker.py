@@ -25,6 +25,7 @@ def test_astronaut_face_found(tracker: FaceTracker, astronaut: np.ndarray,
     error = np.linalg.norm(face.points - astronaut_points, axis=1).mean()
     assert error < 0.03 * face.eye_distance
 
+
 def test_no_face_gives_none_and_reset_recovers(tracker: FaceTracker, astronaut: np.ndarray) -> None:
     noise = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     flat = np.full((480, 640, 3), (40, 160, 200), np.uint8)
@@ -38,6 +39,7 @@ def test_no_face_gives_none_and_reset_recovers(tracker: FaceTracker, astronaut: 
     tracker.reset()
     face = tracker.track(astronaut)
     assert face is not None and 50 < face.eye_distance < 75
+
 
 def test_small_face_found_by_full_range_detector(tracker: FaceTracker,
                                                  astronaut: np.ndarray) -> None:
@@ -53,6 +55,7 @@ def test_small_face_found_by_full_range_detector(tracker: FaceTracker,
         assert 80 <= x1 - x0 <= 115
         assert np.allclose(centre(face.box), (600 + 225 + dx, 150 + 125 + dx / 2), atol=15)
 
+
 def test_small_face_found_after_a_long_absence(tracker: FaceTracker, astronaut: np.ndarray) -> None:
     """Without a face for long, the costly small-face search runs every few frames only."""
     empty = np.full((720, 1280, 3), GREY, np.uint8)
@@ -62,6 +65,7 @@ def test_small_face_found_after_a_long_absence(tracker: FaceTracker, astronaut: 
     found = [tracker.track(small) is not None for _ in range(tracker_module.SEARCH_EVERY)]
     assert any(found) and all(found[found.index(True):])
 
+
 def test_small_face_in_vertical_frame(astronaut: np.ndarray) -> None:
     canvas = on_canvas(astronaut, (1920, 1080), at=(300, 900), scale=0.9)
     points = detect_landmarks(canvas)
@@ -69,6 +73,7 @@ def test_small_face_in_vertical_frame(astronaut: np.ndarray) -> None:
     width = points[:, 0].max() - points[:, 0].min()
     assert 75 <= width <= 100
     assert 300 < points[:, 0].min() and points[:, 0].max() < 300 + 0.9 * 512
+
 
 def test_cut_and_lost_face_restart_smoothing(tracker: FaceTracker, astronaut: np.ndarray) -> None:
     at_a = on_canvas(astronaut, (720, 1280), at=(0, 100), scale=1.2)
@@ -83,6 +88,7 @@ def test_cut_and_lost_face_restart_smoothing(tracker: FaceTracker, astronaut: np
         assert error < 0.05 * face.eye_distance
         for _ in range(tracker_module.MAX_MISSES + 1):
             assert tracker.track(np.full_like(frame, GREY)) is None
+
 
 def test_largest_face_first_then_the_same_face(tracker: FaceTracker, astronaut: np.ndarray) -> None:
     head = astronaut[20:260, 100:350]
@@ -102,6 +108,7 @@ def test_largest_face_first_then_the_same_face(tracker: FaceTracker, astronaut: 
         assert face is not None and centre(face.box)[0] > 640  # still the one we tracked
     points = detect_landmarks(two_faces(2.0, 1.3))
     assert points is not None and points[:, 0].mean() < 640  # the largest is now on the left
+
 
 def test_rejects_a_frame_that_is_not_bgr(tracker: FaceTracker) -> None:
     with pytest.raises(ValueError, match="BGR"):

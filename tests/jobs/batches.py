@@ -16,6 +16,7 @@ def make_batch(batch_id: str, n: int = 3, *, created_at: float = 1000.0, owner: 
     return Batch(batch_id=batch_id, mode=BatchMode.ONE_AUDIO, engine="builtin", items=items,
                  owner=owner, fingerprint=fingerprint, created_at=created_at)
 
+
 def set_status(item: Item, status: ItemStatus, done: int = 0, started: float | None = None,
          finished: float | None = None) -> None:
     item.status, item.frames_done = status, done

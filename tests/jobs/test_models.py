@@ -18,6 +18,7 @@ def test_status_properties() -> None:
     assert [s.finished for s in BatchStatus] == [False, False, True, True, True, True]
     assert json.dumps([ItemStatus.DONE, BatchMode.PAIRS]) == '["done", "pairs"]'
 
+
 def test_progress_rate_weighted_by_frames_with_running_item() -> None:
     batch = make_batch("b1", 2)
     batch.items[0].frames_total, batch.items[1].frames_total = 100, 300
@@ -26,11 +27,13 @@ def test_progress_rate_weighted_by_frames_with_running_item() -> None:
     _set(batch.items[1], ItemStatus.PROCESSING, 150)
     assert progress_rate(batch) == pytest.approx(250 / 400)
 
+
 def test_progress_rate_unknown_length_counts_one_frame() -> None:
     batch = make_batch("b1", 2)
     batch.items[0].frames_total, batch.items[1].frames_total = 0, 99
     _set(batch.items[0], ItemStatus.FAILED)
     assert progress_rate(batch) == pytest.approx(1 / 100)
+
 
 def test_progress_rate_exactly_one_when_all_processed() -> None:
     batch = make_batch("b1", 3)
@@ -43,6 +46,7 @@ def test_progress_rate_exactly_one_when_all_processed() -> None:
     assert progress_rate(batch) == 1.0
     assert snapshot(batch, now=0.0)["progress_rate"] == 1.0
 
+
 def test_progress_rate_never_below_floor() -> None:
     batch = make_batch("b1", 2)
     _set(batch.items[0], ItemStatus.PROCESSING, 20)
@@ -50,6 +54,7 @@ def test_progress_rate_never_below_floor() -> None:
     assert progress_rate(batch) == pytest.approx(0.4)
     _set(batch.items[0], ItemStatus.PROCESSING, 100)
     assert progress_rate(batch) == pytest.approx(0.5)
+
 
 @pytest.mark.parametrize(("statuses", "expected"), [
     ("done done", BatchStatus.COMPLETED),
@@ -66,6 +71,7 @@ def test_batch_status_from_items(statuses: str, expected: BatchStatus) -> None:
     for item, status in zip(batch.items, statuses.split()):
         item.status = ItemStatus(status)
     assert batch_status_from_items(batch.items) is expected
+
 
 def test_eta_from_measured_throughput() -> None:
     batch = make_batch("b1", 3)

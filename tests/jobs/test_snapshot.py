@@ -23,6 +23,7 @@ SNAPSHOT_KEYS = {"batch_id", "status", "current_video", "processed_count", "tota
 ITEM_KEYS = {"index", "name", "status", "output_url", "frames_done", "frames_total",
              "error_code", "error", "warnings", "worker", "duration_s"}
 
+
 def test_snapshot_keys_and_json() -> None:
     batch = make_batch("b1", 4)
     _set(batch.items[0], ItemStatus.DONE, 100, 0.0, 10.0)
@@ -47,6 +48,7 @@ def test_snapshot_keys_and_json() -> None:
     assert snap["items"][1]["error_code"] == "no_face" and snap["system"] == system
     assert snap["progress_rate"] == pytest.approx(245 / 400, abs=1e-4)
     assert isinstance(snap["eta_seconds"], int)
+
 
 def test_snapshot_of_an_idle_batch() -> None:
     snap = snapshot(make_batch("b1", 2), now=0.0)

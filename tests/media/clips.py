@@ -14,9 +14,11 @@ W, H = 160, 120
 
 MARKER = "drawbox=x=0:y=0:w=24:h=24:color=red:t=fill"  # a red square in the top-left corner
 
+
 def ffmpeg(*args: str | Path) -> None:
     subprocess.run([ffmpeg_exe(), "-hide_banner", "-v", "error", "-y", *map(str, args)],
                    check=True, capture_output=True)
+
 
 def make_video(path: Path, rate: str = "25", seconds: float = 1.0, audio: bool = False,
                codec: list[str] | None = None, size: tuple[int, int] = (W, H),
@@ -31,9 +33,11 @@ def make_video(path: Path, rate: str = "25", seconds: float = 1.0, audio: bool =
     ffmpeg(*args, path)
     return path
 
+
 def make_audio(path: Path, seconds: float) -> Path:
     ffmpeg("-f", "lavfi", "-i", f"sine=frequency=330:duration={seconds}", path)
     return path
+
 
 def container_duration(path: Path) -> float:
     err = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)],
@@ -41,9 +45,11 @@ def container_duration(path: Path) -> float:
     h, m, s = re.search(r"Duration: (\d+):(\d+):([\d.]+)", err).groups()
     return int(h) * 3600 + int(m) * 60 + float(s)
 
+
 def has_encoder(name: str) -> bool:
     out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-encoders"], capture_output=True).stdout
     return f" {name} ".encode() in out
+
 
 def red_corners(frame: np.ndarray) -> list[str]:
     h, w = frame.shape[:2]

@@ -13,6 +13,7 @@ from tests.media.clips import make_video
 def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("media")
 
+
 @pytest.fixture(scope="module")
 def clip(media: Path) -> Path:
     """1 s, 25 fps, 25 frames, with audio."""

@@ -29,6 +29,7 @@ CONTAINERS = [
     ("flv", "30000/1001", ["-c:v", "flv"], "flv1", False),
 ]
 
+
 @pytest.mark.parametrize("ext,rate,codec_args,codec,audio", CONTAINERS,
                          ids=[f"{c[0]}-{c[3]}-{c[1]}" for c in CONTAINERS])
 def test_probe_containers(tmp_path: Path, ext: str, rate: str, codec_args: list[str],
@@ -50,6 +51,7 @@ def test_probe_containers(tmp_path: Path, ext: str, rate: str, codec_args: list[
     assert len(frames) == info.n_frames
     assert all(f.shape == (H, W, 3) and f.dtype == np.uint8 for f in frames)
 
+
 @pytest.mark.parametrize("display_rotation,rotation,corner", [
     ("-90", 90, "top-right"),     # a phone held upright: clockwise 90, like the old rotate tag
     ("90", 270, "bottom-left"),
@@ -69,6 +71,7 @@ def test_rotated_video_comes_out_upright(tmp_path: Path, display_rotation: str, 
     assert frames[0].shape == (info.height, info.width, 3)
     assert red_corners(frames[0]) == [corner]
 
+
 @pytest.mark.parametrize("ext", ["mp4", "mkv"])
 def test_vfr_input_becomes_cfr(tmp_path: Path, ext: str) -> None:
     # 1 s at 30 fps, then 1 s at 10 fps: 40 frames over 2 s, 20 fps on average
@@ -85,10 +88,12 @@ def test_vfr_input_becomes_cfr(tmp_path: Path, ext: str) -> None:
     half = int(info.fps)  # the 30 fps second is thinned, the 10 fps second repeats frames
     assert not any(repeats[: half - 2]) and sum(repeats[half + 1:]) >= 5
 
+
 def test_cfr_video_is_not_resampled(clip: Path) -> None:
     info = probe_video(clip)
     assert not info.vfr
     assert (info.fps, info.n_frames) == (25.0, 25)
+
 
 @pytest.mark.parametrize("name", ["still.jpg", "still.png", "still.webp", "png_named.mp4"])
 def test_still_image(tmp_path: Path, name: str) -> None:
@@ -105,6 +110,7 @@ def test_still_image(tmp_path: Path, name: str) -> None:
     assert [i for i, _ in out] == [0] * 5
     assert all(np.abs(f.astype(int) - image).mean() < 3 for _, f in out)
 
+
 def test_jpeg_exif_orientation_is_applied(tmp_path: Path) -> None:
     image = np.zeros((H, W, 3), np.uint8)
     image[:24, :24] = (0, 0, 255)
@@ -119,6 +125,7 @@ def test_jpeg_exif_orientation_is_applied(tmp_path: Path) -> None:
     frame = next(iter_frames(info))
     assert frame.shape == (W, H, 3)
     assert red_corners(frame) == ["top-right"]
+
 
 def test_unreadable_inputs(tmp_path: Path, clip: Path) -> None:
     (tmp_path / "empty.mp4").write_bytes(b"")
@@ -136,6 +143,7 @@ def test_unreadable_inputs(tmp_path: Path, clip: Path) -> None:
     with pytest.raises(HeyGemError, match="matches no streams"):  # audio only
         probe_video(tmp_path / "speech.wav")
 
+
 def test_truncated_faststart_mp4_is_unreadable(tmp_path: Path) -> None:
     whole = make_video(tmp_path / "whole.mp4", codec=X264 + ["-movflags", "+faststart"])
     data = whole.read_bytes()
@@ -144,6 +152,7 @@ def test_truncated_faststart_mp4_is_unreadable(tmp_path: Path) -> None:
     with pytest.raises(HeyGemError, match="partial file") as caught:
         probe_video(cut)
     assert caught.value.code is ErrorCode.VIDEO_UNREADABLE
+
 
 @pytest.mark.parametrize("limit,value,word", [
     ("max_video_bytes", 1000, "file size"),

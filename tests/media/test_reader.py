@@ -21,6 +21,7 @@ def test_pingpong_index() -> None:
     with pytest.raises(ValueError):
         pingpong_index(0, 0)
 
+
 def test_frame_source_pingpong_spills_to_disk(tmp_path: Path, clip: Path) -> None:
     info = probe_video(clip)
     n = info.n_frames
@@ -43,6 +44,7 @@ def test_frame_source_pingpong_spills_to_disk(tmp_path: Path, clip: Path) -> Non
             assert np.abs(frame.astype(int) - originals[src]).mean() < 1.5
     assert list(workdir.iterdir()) == []
 
+
 def test_frame_source_trims_without_spilling(clip: Path, tmp_path: Path) -> None:
     info = probe_video(clip)
     originals = list(iter_frames(info))
@@ -52,6 +54,7 @@ def test_frame_source_trims_without_spilling(clip: Path, tmp_path: Path) -> None
     assert [src for src, _ in out] == list(range(10))
     assert all(np.array_equal(f, originals[i]) for i, f in out)
     assert list(tmp_path.iterdir()) == []
+
 
 @pytest.mark.parametrize("extra_out", [-2, 10])
 def test_frame_source_copes_with_a_short_decoder(clip: Path, tmp_path: Path,
@@ -63,6 +66,7 @@ def test_frame_source_copes_with_a_short_decoder(clip: Path, tmp_path: Path,
         srcs = [src for src, _ in source]
     assert srcs == [pingpong_index(k, real.n_frames) for k in range(n_out)]
     assert list(tmp_path.iterdir()) == []
+
 
 def test_frame_source_close_mid_stream_removes_spill(clip: Path, tmp_path: Path) -> None:
     info = probe_video(clip)

@@ -23,6 +23,7 @@ def write_clip(out: Path, frames: list[np.ndarray], fps: float, audio: Path | No
             assert not out.exists()
     return out
 
+
 @pytest.mark.parametrize("audio_ext", ["wav", "mp3", "mp4"])
 def test_writer_round_trip_with_audio(tmp_path: Path, clip: Path, audio_ext: str) -> None:
     audio_seconds = 1.0 if audio_ext == "mp4" else 1.5
@@ -40,6 +41,7 @@ def test_writer_round_trip_with_audio(tmp_path: Path, clip: Path, audio_ext: str
     first = next(iter_frames(back))
     assert np.abs(first.astype(int) - frames[0]).mean() < 6
 
+
 def test_writer_pads_odd_size_and_keeps_ntsc_rate(tmp_path: Path) -> None:
     frames = [np.full((121, 161, 3), (i * 10) % 255, np.uint8) for i in range(12)]
     out = write_clip(tmp_path / "odd.mp4", frames, 30000 / 1001, None)
@@ -47,6 +49,7 @@ def test_writer_pads_odd_size_and_keeps_ntsc_rate(tmp_path: Path) -> None:
     assert (back.width, back.height) == (162, 122)
     assert back.fps == pytest.approx(30000 / 1001, abs=1e-6)
     assert back.n_frames == 12 and not back.has_audio
+
 
 def test_writer_abort_leaves_nothing(tmp_path: Path) -> None:
     writer = VideoWriter(tmp_path / "x.mp4", W, H, 25.0)
@@ -59,6 +62,7 @@ def test_writer_abort_leaves_nothing(tmp_path: Path) -> None:
             writer.write(np.zeros((H, W, 3), np.uint8))
             raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
+
 
 def test_writer_failure_is_output_failed(tmp_path: Path) -> None:
     bad_audio = tmp_path / "bad.m4a"
@@ -73,6 +77,7 @@ def test_writer_failure_is_output_failed(tmp_path: Path) -> None:
     assert "Invalid data" in caught.value.detail
     assert list(out_dir.iterdir()) == []
 
+
 def test_writer_rejects_wrong_frames_and_empty_output(tmp_path: Path) -> None:
     writer = VideoWriter(tmp_path / "w.mp4", W, H, 25.0)
     with pytest.raises(ValueError):
@@ -82,6 +87,7 @@ def test_writer_rejects_wrong_frames_and_empty_output(tmp_path: Path) -> None:
     assert caught.value.code is ErrorCode.OUTPUT_FAILED
     assert list(tmp_path.iterdir()) == []
 
+
 def test_writer_temp_file_is_hidden_beside_output(tmp_path: Path) -> None:
     writer = VideoWriter(tmp_path / "v.mp4", W, H, 25.0)
     for _ in range(5):
@@ -90,6 +96,7 @@ def test_writer_temp_file_is_hidden_beside_output(tmp_path: Path) -> None:
     assert len(names) == 1 and names[0].startswith(".") and names[0].endswith(".part.mp4")
     writer.close()
     assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]
+
 
 def test_unicode_paths_with_spaces(tmp_path: Path) -> None:
     folder = tmp_path / "老师 视频"
@@ -103,6 +110,7 @@ def test_unicode_paths_with_spaces(tmp_path: Path) -> None:
     assert back.n_frames == len(frames) and back.has_audio
     assert isinstance(back, VideoInfo) and back.path == out
 
+
 def test_writer_keeps_the_whole_audio_and_closes_once(tmp_path: Path) -> None:
     audio = make_audio(tmp_path / "long.wav", 1.5)
     out = tmp_path / "new dir" / "short.mp4"  # the folder is made
@@ -113,6 +121,7 @@ def test_writer_keeps_the_whole_audio_and_closes_once(tmp_path: Path) -> None:
     assert writer.close() == out
     assert container_duration(out) == pytest.approx(1.5, abs=0.05)
     assert probe_video(out).n_frames == 10
+
 
 def test_colours_survive_a_round_trip(tmp_path: Path) -> None:
     frame = np.full((H, W, 3), 100, np.uint8)
