@@ -14,8 +14,10 @@ so every microsecond of CPU they cost is taken from the render. Two layers:
   uvicorn with a trivial ASGI app costs about 0.25 ms of CPU a request that way, a minimal
   asyncio protocol about 0.07.
 
-Both give only a successful answer; anything else (no login, an unknown batch, the store down)
-goes on to the app, whose middleware and routes answer it the usual way."""
+Both give only a successful answer, and only from memory: the snapshot cache's JSON while it was
+checked against the store less than POLL_FRESH_S ago. Anything else (no login, an unknown batch, a
+snapshot to look up, the store down) goes on to the app, whose routes look in the store off the
+event loop, so a slow or lost store never stalls the server."""
 
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from uvicorn.protocols.http.auto import AutoHTTPProtocol
 from uvicorn.server import ServerState
 
 from heygem_core.jobs.runtime import Runtime
-from heygem_core.jobs.snapshot import POLL_FRESH_S, idle_json
+from heygem_core.jobs.snapshot import POLL_FRESH_S
 from heygem_web.auth import Authenticator
 from heygem_web.urls import PROGRESS_PATH, polled_batch
 
@@ -66,12 +68,9 @@ class ProgressFastPath:
             if owner is None:  # the auth middleware refuses it
                 return None
         try:
-            body = runtime.snapshots.live_json(batch_id or None, owner)
+            return runtime.snapshots.peek_json(batch_id or None, owner)
         except Exception:  # noqa: BLE001 - the route gives the error its proper answer
             return None
-        if body is None:
-            return idle_json() if batch_id == "" else None
-        return body
 
 
 def polling_protocol(fast: ProgressFastPath) -> type[asyncio.Protocol]:

@@ -137,7 +137,23 @@ class SnapshotCache:
         batch), looked up in the store at most every POLL_FRESH_S: the polling path, where
         encoding per request would dominate."""
         cached = self._cached(batch_id, owner, POLL_FRESH_S)
-        return cached.encoded + b',"system":' + system_metrics_json() + b"}" if cached else None
+        return _with_system(cached.encoded) if cached else None
+
+    def peek_json(self, batch_id: str | None, owner: str | None = None) -> bytes | None:
+        """`live_json` (or the idle snapshot when there is no current batch) if it can be answered
+        from memory alone, looked up in the store less than POLL_FRESH_S ago; else None. Never
+        touches the store, so the event loop may call it (the polling fast path)."""
+        now = time.monotonic()
+        if batch_id is None:
+            when, batch_id = self._current.get(owner, (0.0, ""))
+            if now - when > CURRENT_TTL_S or batch_id == "":
+                return None
+            if batch_id is None:
+                return idle_json()
+        cached = self._snapshots.get(batch_id)
+        if cached is None or now - cached.checked_at >= POLL_FRESH_S or (owner is not None and cached.owner != owner):
+            return None
+        return _with_system(cached.encoded)
 
     def of(self, batch: Batch) -> dict[str, Any]:
         """The snapshot of a batch already read (history), without system metrics."""
@@ -183,3 +199,8 @@ class SnapshotCache:
             batch_id = self.current_batch_id(owner)
             self._current[owner] = (now, batch_id)
         return batch_id
+
+
+def _with_system(encoded: bytes) -> bytes:
+    """A cached snapshot's JSON (without its closing brace) completed with the current metrics."""
+    return encoded + b',"system":' + system_metrics_json() + b"}"

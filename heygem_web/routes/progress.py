@@ -29,13 +29,13 @@ router = APIRouter(tags=["progress"])
 @router.get(PROGRESS_PATH)
 async def current_progress(snapshots: SnapshotsDep, owner: OwnerDep) -> Response:
     """The active batch, else the most recent one; an idle snapshot when there is none."""
-    body = snapshots.live_json(None, owner)
+    body = await run_in_threadpool(snapshots.live_json, None, owner)
     return _json(body if body is not None else idle_json())
 
 
 @router.get(PROGRESS_PATH + "/{batch_id}")
 async def batch_progress(batch_id: str, snapshots: SnapshotsDep, owner: OwnerDep) -> Response:
-    return _json(snapshots.live_json(batch_id, owner))
+    return _json(await run_in_threadpool(snapshots.live_json, batch_id, owner))
 
 
 def _json(body: bytes | None) -> Response:

@@ -10,7 +10,7 @@ import pytest
 from heygem_core.config import Settings
 from heygem_core.errors import ErrorCode, HeyGemError
 from heygem_core.jobs.models import BatchStatus, ItemStatus
-from heygem_core.jobs.snapshot import CURRENT_TTL_S, SnapshotCache, idle_json, snapshot
+from heygem_core.jobs.snapshot import CURRENT_TTL_S, POLL_FRESH_S, SnapshotCache, idle_json, snapshot
 from heygem_core.jobs.sqlite_store import SqliteStore
 from tests.jobs.batches import make_batch
 from tests.jobs.batches import set_status as _set
@@ -121,3 +121,20 @@ def test_each_user_sees_only_their_own_batches(counting: CountingStore) -> None:
         with pytest.raises(HeyGemError) as caught:
             cache.live_json(batch_id, owner)
         assert caught.value.code is ErrorCode.NOT_FOUND
+
+
+def test_peek_answers_only_from_memory(counting: CountingStore) -> None:
+    """What the event loop may call: a fresh cached answer, else None, never a store query."""
+    cache = SnapshotCache(counting)
+    assert cache.peek_json(None) is None  # nothing known yet about the current batch
+    assert cache.live(None) == {}  # looked up: there is none
+    assert json.loads(cache.peek_json(None))["status"] == "idle"
+    counting.create_batch(make_batch("f" * 32, 1, owner="alice"))
+    assert cache.peek_json("f" * 32) is None
+    cache.live_json("f" * 32)
+    reads = counting.reads
+    assert json.loads(cache.peek_json("f" * 32, "alice"))["batch_id"] == "f" * 32
+    assert cache.peek_json("f" * 32, "bob") is None
+    time.sleep(POLL_FRESH_S + 0.01)
+    assert cache.peek_json("f" * 32) is None  # stale: the route looks again, off the loop
+    assert counting.reads == reads

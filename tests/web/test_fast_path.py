@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from heygem_core.errors import ErrorCode, HeyGemError
+from heygem_core.jobs.snapshot import idle_json
 from heygem_web.auth import Authenticator
 from heygem_web.fast_path import ProgressFastPath, parse_poll, polling_protocol
 
@@ -25,7 +26,7 @@ class Snapshots:
         self.answer = answer
         self.calls: list[tuple[str | None, str | None]] = []
 
-    def live_json(self, batch_id, owner):
+    def peek_json(self, batch_id, owner):
         self.calls.append((batch_id, owner))
         if isinstance(self.answer, Exception):
             raise self.answer
@@ -76,7 +77,7 @@ def test_polling_routes_are_answered_without_the_app():
 
 
 def test_no_current_batch_is_the_idle_snapshot():
-    front = ProgressFastPath(App(Snapshots(None)), Authenticator({}))
+    front = ProgressFastPath(App(Snapshots(idle_json())), Authenticator({}))
     status, body = request(front, "/api/progress")
     assert status == 200 and json.loads(body)["batch_id"] is None
 
