@@ -49,6 +49,9 @@ class Settings:
     log_max_bytes: int = 20 * 1024**2            # the real-time log rotates at this size
     log_backups: int = 5
     auth: str = ""                               # HEYGEM_AUTH: user:password[,user2:password2]; "" = no login
+    auth_secret: str = ""                        # HEYGEM_AUTH_SECRET: signs bearer tokens; "": a random one kept
+                                                 # in <workspace>/auth.json (mode 0600)
+    token_ttl_s: float = 12 * 3600.0             # HEYGEM_TOKEN_TTL_HOURS: how long a bearer token is valid
     redis_url: str = ""                          # HEYGEM_REDIS_URL: redis://host:6379/0 shares store + queue; "" = SQLite
     output_dir: Path | None = None               # HEYGEM_OUTPUT_DIR (shared storage when scaled out); None: workspace/outputs
     wav2lip_checkpoint: str = ""                 # name in checkpoints_dir or a path; "": wav2lip_gan.pth, else
@@ -107,6 +110,8 @@ def get_settings() -> Settings:
         log_max_bytes=int(float(env.get("HEYGEM_LOG_MAX_MB", 20)) * 1024**2),
         log_backups=int(env.get("HEYGEM_LOG_BACKUPS", 5)),
         auth=env.get("HEYGEM_AUTH", ""),
+        auth_secret=env.get("HEYGEM_AUTH_SECRET", ""),
+        token_ttl_s=float(env.get("HEYGEM_TOKEN_TTL_HOURS", 12)) * 3600,
         redis_url=env.get("HEYGEM_REDIS_URL", "").strip(),
         output_dir=Path(env["HEYGEM_OUTPUT_DIR"]).expanduser().resolve() if env.get("HEYGEM_OUTPUT_DIR") else None,
         wav2lip_checkpoint=env.get("HEYGEM_WAV2LIP_CHECKPOINT", ""),

@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 
 from heygem_core.config import Settings, get_settings
 from heygem_core.jobs.runtime import build_runtime
-from heygem_web.auth import AuthMiddleware, Authenticator, parse_auth
+from heygem_web.auth import Authenticator, AuthMiddleware, parse_auth
 from heygem_web.errors import install_error_handlers
 from heygem_web.fast_path import ProgressFastPath, polling_protocol
 from heygem_web.limits import UploadLimits
@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.add_middleware(UploadLimits, request_limit=settings.max_request_bytes,
                        part_limit=settings.max_upload_bytes, max_parts=max_parts(settings))
-    authenticator = Authenticator(parse_auth(settings.auth))
+    authenticator = Authenticator.from_settings(settings)
     app.state.authenticator = authenticator
     if authenticator.enabled:
         app.add_middleware(AuthMiddleware, authenticator=authenticator)

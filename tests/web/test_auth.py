@@ -7,9 +7,9 @@ import shutil
 import time
 
 import httpx
+import make_samples
 import pytest
 
-import make_samples
 from tests.server_util import WAIT_S, Server
 
 ALICE, BOB = ("alice", "pw-a"), ("bob", "pw-b")
@@ -109,3 +109,17 @@ def test_the_live_log_fold_shows_each_user_only_their_batches(server, alice_batc
         browser.close()
     assert alice_batch in logs["alice"] and "alice_clip.mp4" in logs["alice"]
     assert alice_batch not in logs["bob"] and "alice_clip" not in logs["bob"]
+
+
+def test_a_revoked_token_is_refused_and_a_new_one_works(server, alice_batch):
+    old = httpx.post(f"{server.url}/api/token", auth=ALICE, timeout=10).json()
+    assert old["expires_in"] == 12 * 3600
+    headers = {"Authorization": f"Bearer {old['token']}"}
+    bob = {"Authorization": f"Bearer {httpx.post(f'{server.url}/api/token', auth=BOB, timeout=10).json()['token']}"}
+    assert httpx.post(f"{server.url}/api/token/revoke", headers=headers, timeout=10).json()["revoked"]
+    assert httpx.get(f"{server.url}/api/progress/{alice_batch}", headers=headers, timeout=10).status_code == 401
+    assert httpx.get(f"{server.url}/api/batches", headers=bob, timeout=10).status_code == 200
+    new = httpx.post(f"{server.url}/api/token", auth=ALICE, timeout=10).json()["token"]
+    fresh = {"Authorization": f"Bearer {new}"}
+    assert httpx.get(f"{server.url}/api/progress/{alice_batch}", headers=fresh, timeout=10).status_code == 200
+    assert (server.workspace / "auth.json").stat().st_mode & 0o077 == 0

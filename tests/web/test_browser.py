@@ -11,9 +11,9 @@ import zipfile
 from pathlib import Path
 
 import httpx
+import make_samples
 import pytest
 
-import make_samples
 from tests.server_util import ROOT, WAIT_S, Server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
