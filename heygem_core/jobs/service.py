@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from heygem_core.config import Settings
-from heygem_core.engines import ENGINE_CHOICES
+from heygem_core.engines import ENGINE_CHOICES, resolve_engine_name
 from heygem_core.errors import ErrorCode, HeyGemError
 from heygem_core.jobs import intake
 from heygem_core.jobs.intake import Upload
@@ -47,6 +47,7 @@ class BatchService:
         """Store the uploads, make the batch and queue its items. Returns (batch_id, created);
         the same inputs while an identical batch is unfinished return that batch instead."""
         batch_mode = self._check_request(audios, videos, engine, mode)
+        resolved = resolve_engine_name(engine, self.settings)  # decided once: every item uses it
         batch_id = uuid.uuid4().hex
         folder = self.settings.uploads_dir / batch_id
         try:
@@ -63,13 +64,13 @@ class BatchService:
                 intake.discard(folder)
                 return existing, False
             items = intake.make_items(batch_id, batch_mode, pairs, self.settings)
-            batch = Batch(batch_id=batch_id, mode=batch_mode, engine=engine, items=items, owner=owner,
+            batch = Batch(batch_id=batch_id, mode=batch_mode, engine=resolved, items=items, owner=owner,
                           fingerprint=inputs_key, created_at=time.time())
             batch.status = batch_status_from_items(items)
             if batch.status.finished:
                 batch.finished_at = time.time()
             self.store.create_batch(batch)
-            self._log_submitted(batch)
+            self._log_submitted(batch, engine)
             for item in items:
                 if item.status is ItemStatus.PENDING:
                     self.queue.enqueue(batch_id, item.index)
@@ -93,10 +94,10 @@ class BatchService:
                               f"{count} items, at most {self.settings.max_batch_items}")
         return batch_mode
 
-    def _log_submitted(self, batch: Batch) -> None:
+    def _log_submitted(self, batch: Batch, requested: str) -> None:
         failed = [i for i in batch.items if i.status is ItemStatus.FAILED]
         log_event(f"新批量任务 / new batch: {len(batch.items)} items, mode {batch.mode.value}, "
-                  f"engine {batch.engine}", batch_id=batch.batch_id)
+                  f"engine {batch.engine} (asked for {requested})", batch_id=batch.batch_id)
         for item in failed:
             log_event(f"失败 / failed at submit {item.error_code}: {item.error}",
                       batch_id=batch.batch_id, name=item.name, level=logging.WARNING)

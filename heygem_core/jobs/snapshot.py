@@ -26,7 +26,7 @@ POLL_FRESH_S = 0.05  # polls this close together share one look at the store's v
 OutputUrl = Callable[[Item], str]  # the download link of a done item
 
 
-def _item_view(item: Item, output_url: OutputUrl | None) -> dict[str, Any]:
+def _item_view(item: Item, output_url: OutputUrl | None, engine: str) -> dict[str, Any]:
     """One entry of the snapshot's `items`."""
     url = output_url(item) if output_url is not None and item.status is ItemStatus.DONE else None
     duration = None
@@ -36,7 +36,7 @@ def _item_view(item: Item, output_url: OutputUrl | None) -> dict[str, Any]:
             "output_url": url, "frames_done": item.frames_done,
             "frames_total": item.frames_total, "error_code": item.error_code,
             "error": item.error, "warnings": list(item.warnings), "worker": item.worker,
-            "duration_s": duration}
+            "duration_s": duration, "engine": engine}
 
 
 def _count(batch: Batch, *statuses: ItemStatus) -> int:
@@ -69,7 +69,7 @@ def snapshot(batch: Batch, system: dict | None = None,
         "current_frame": running.frames_done if running else 0,
         "current_total_frames": running.frames_total if running else 0,
         "eta_seconds": None if eta is None else int(math.ceil(eta)),
-        "items": [_item_view(item, output_url) for item in batch.items],
+        "items": [_item_view(item, output_url, batch.engine) for item in batch.items],
         "system": dict(system) if system else {},
         "mode": BatchMode(batch.mode).value,
         "engine": batch.engine,

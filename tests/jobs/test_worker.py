@@ -4,6 +4,7 @@ only while it holds the item, and puts an interrupted item back."""
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,25 @@ def test_no_name_fails_a_valid_video(runner: ItemRunner, settings: Settings, sto
     assert not any(c in item.name for c in "\x00\x1b\n\u202e")
     shown = name.replace("\x00", "").replace("\x1b", "").replace("\n", " ").replace("\u202e", "")
     assert item.name == shown[-255:]  # the user's own name, as far as it can be shown
+
+
+def test_auto_is_decided_at_submit_and_kept_for_every_item(settings: Settings, store: SqliteStore,
+                                                           presenter_clip: Path, tone: Path,
+                                                           tmp_path: Path) -> None:
+    """A checkpoint that appears after the batch was made changes nothing for it."""
+    settings = replace(settings, checkpoints_dir=tmp_path / "checkpoints")
+    settings.checkpoints_dir.mkdir()
+    service = BatchService(store, JobQueue(settings), settings)
+    batch_id, _ = service.submit([Upload(tone.name, io.BytesIO(tone.read_bytes()))],
+                                 [Upload(presenter_clip.name, io.BytesIO(presenter_clip.read_bytes()))
+                                  for _ in range(2)])
+    assert store.get_batch(batch_id).engine == "builtin"
+    (settings.checkpoints_dir / "wav2lip_gan.pth").write_bytes(b"not a checkpoint")  # would fail to load
+    runner = ItemRunner(store, settings)
+    runner(batch_id, 0)
+    runner(batch_id, 1)
+    assert [i.status for i in store.get_batch(batch_id).items] == [ItemStatus.DONE, ItemStatus.DONE], \
+        [i.error for i in store.get_batch(batch_id).items]
+    later, _ = service.submit([Upload("other.wav", io.BytesIO(tone.read_bytes() + b"\0\0"))],
+                              [Upload(presenter_clip.name, io.BytesIO(presenter_clip.read_bytes()))])
+    assert store.get_batch(later).engine == "wav2lip"  # a new batch sees the checkpoint
