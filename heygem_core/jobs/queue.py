@@ -85,7 +85,8 @@ class JobQueue:
                 self._task(batch_id, index)
             elif self.shared:  # Huey's Redis list: LPUSH to enqueue, BRPOP to take: RPUSH is first
                 storage = self.huey.storage
-                storage.conn.rpush(storage.queue_key, self.huey.serialize_task(self._task.s(batch_id, index)))
+                message = self.huey.serialize_task(self._task.s(batch_id, index))
+                storage.conn.rpush(storage.queue_key, message)
             else:  # Huey's SQLite queue takes the highest priority first, then in order
                 self._task(batch_id, index, priority=FIRST_PRIORITY)
         except Exception as e:
