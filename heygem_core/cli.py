@@ -97,6 +97,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    from heygem_core.jobs.heartbeat import ROLE_WORKER
     from heygem_core.jobs.redis_store import safe_url
     from heygem_core.jobs.runtime import build_runtime, die_with_parent, parent_gone
 
@@ -108,7 +109,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     die_with_parent()
-    runtime.start_liveness(settings.device)
+    runtime.start_liveness(ROLE_WORKER, device=settings.device, threads=args.workers)
     runtime.queue.start(args.workers)
     shared = f"Redis {safe_url(settings.redis_url)}" if settings.redis_url else f"workspace {settings.workspace}"
     print(f"worker running ({args.workers} thread(s), device {settings.device}), {shared}", flush=True)

@@ -46,6 +46,11 @@ class Settings:
                                                  # at the per-file limit)
     inprocess_workers: int = 1                   # render threads of the worker the app starts (0: none;
                                                  # run `python -m heygem_core worker` yourself)
+    worker_restart_s: float = 1.0                # a dead worker the app started is started again after this
+                                                 # (doubled after each death within a minute of its start)
+    worker_restart_max_s: float = 30.0           # and at most this long
+    lease_ttl_s: float = 10.0                    # a process whose lease (heartbeat) is this old counts as dead
+                                                 # and its items are queued again; renewed every fifth of it
     log_max_bytes: int = 20 * 1024**2            # the real-time log rotates at this size
     log_backups: int = 5
     auth: str = ""                               # HEYGEM_AUTH: user:password[,user2:password2]; "" = no login
@@ -107,6 +112,9 @@ def get_settings() -> Settings:
         max_upload_bytes=int(upload_mb * 1024**2),
         max_request_bytes=int(float(env.get("HEYGEM_MAX_REQUEST_MB", 8 * upload_mb)) * 1024**2),
         inprocess_workers=int(env.get("HEYGEM_INPROCESS_WORKERS", 1)),
+        worker_restart_s=float(env.get("HEYGEM_WORKER_RESTART_S", 1.0)),
+        worker_restart_max_s=float(env.get("HEYGEM_WORKER_RESTART_MAX_S", 30.0)),
+        lease_ttl_s=float(env.get("HEYGEM_LEASE_TTL_S", 10.0)),
         log_max_bytes=int(float(env.get("HEYGEM_LOG_MAX_MB", 20)) * 1024**2),
         log_backups=int(env.get("HEYGEM_LOG_BACKUPS", 5)),
         auth=env.get("HEYGEM_AUTH", ""),

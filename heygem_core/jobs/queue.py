@@ -20,6 +20,7 @@ TASK_NAME = "heygem.render_item"
 POLL_MIN_S = 0.05  # consumer's first wait when the queue is empty
 SHUTDOWN_S = 30.0  # a graceful stop waits this long for the running item to put itself back
 POLL_MAX_S = 0.5  # and its longest: a new item starts within half a second
+FIRST_PRIORITY = 1  # Huey priority of an item put at the front (every other item has 0)
 REDIS_READ_TIMEOUT_S = 1  # a Redis worker blocks on BRPOP this long, then looks at its stop flag
 
 ItemHandler = Callable[[str, int], None]  # (batch_id, item index)
@@ -74,11 +75,20 @@ class JobQueue:
         self._task = self.huey.task(name=TASK_NAME)(_task_function(handler or _queue_only))
         self._consumer: Consumer | None = None
 
-    def enqueue(self, batch_id: str, index: int) -> None:
-        """Append one item to the end of the queue. Redis unreachable: StoreUnavailable (the
-        item stays pending in the store; the reaper queues it again once Redis is back)."""
+    def enqueue(self, batch_id: str, index: int, first: bool = False) -> None:
+        """Append one item to the end of the queue, or with `first` put it at the front (an
+        interrupted item of the oldest running batch goes on before later batches). Redis
+        unreachable: StoreUnavailable (the item stays pending in the store; the reaper queues
+        it again once Redis is back)."""
         try:
-            self._task(batch_id, index)
+            if not first:
+                self._task(batch_id, index)
+            elif self.shared:  # Huey's Redis list: LPUSH to enqueue, BRPOP to take: RPUSH is first
+                storage = self.huey.storage
+                message = self.huey.serialize_task(self._task.s(batch_id, index))
+                storage.conn.rpush(storage.queue_key, message)
+            else:  # Huey's SQLite queue takes the highest priority first, then in order
+                self._task(batch_id, index, priority=FIRST_PRIORITY)
         except Exception as e:
             if self.shared and _is_connection_error(e):
                 raise StoreUnavailable(f"cannot queue {batch_id}/{index}: {e}") from e

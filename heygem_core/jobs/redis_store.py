@@ -11,6 +11,9 @@ Layout (every key under an optional `prefix`):
 | `batch:unfinished` | sorted set | the queued and processing batches, same members |
 | `batch:items:open` | set | `{batch_id}:{index}` of every pending or processing item |
 | `batch:seq` | counter | insertion order (breaks ties of created_at) |
+| `worker:heartbeat:{host}:{pid}` | string, TTL | a process's lease: its info as JSON |
+| `worker:heartbeats` | set | the holders of leases (a member whose key expired is dropped) |
+| `lock:{name}` | string, TTL | a lock's token (the reaper's) |
 
 As in rq, a single field is written alone (HSET of the named fields only), so the worker writing
 frames and the API writing the cancel flag never overwrite each other. Every write runs in one
@@ -95,6 +98,22 @@ def _resilient(method: Callable[..., T]) -> Callable[..., T]:
                 continue
             self._mark_up()
             return result
+
+    return wrapper
+
+
+def _unretried(method: Callable[..., T]) -> Callable[..., T]:
+    """A lost connection fails at once as StoreUnavailable (leases: the caller tries again soon)."""
+
+    @functools.wraps(method)
+    def wrapper(self: RedisStore, *args: Any, **kwargs: Any) -> T:
+        try:
+            result = method(self, *args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError) as e:
+            self._mark_down(e)
+            raise StoreUnavailable(f"Redis unreachable at {self.safe_url}: {e}") from e
+        self._mark_up()
+        return result
 
     return wrapper
 
@@ -400,6 +419,45 @@ class RedisStore(ProgressStore):
         if value is None:
             raise KeyError(batch_id)
         return int(value)
+
+    # -- leases (expiry by Redis's own TTL) ---------------------------------------------------
+
+    def _lease_key(self, holder: str) -> str:
+        return self.key(f"worker:heartbeat:{holder}")
+
+    @_unretried
+    def renew_lease(self, holder: str, info: dict[str, Any], ttl_s: float) -> None:
+        with self.redis.pipeline() as pipe:
+            pipe.set(self._lease_key(holder), json.dumps(info), px=int(ttl_s * 1000))
+            pipe.sadd(self.key("worker:heartbeats"), holder)
+            pipe.execute()
+
+    @_unretried
+    def has_lease(self, holder: str) -> bool:
+        return bool(self.redis.exists(self._lease_key(holder)))
+
+    @_unretried
+    def leases(self) -> dict[str, dict[str, Any]]:
+        holders = sorted(self.redis.smembers(self.key("worker:heartbeats")))
+        infos = self.redis.mget([self._lease_key(h) for h in holders]) if holders else []
+        gone = [h for h, info in zip(holders, infos) if info is None]
+        if gone:
+            self.redis.srem(self.key("worker:heartbeats"), *gone)
+        return {h: json.loads(info) for h, info in zip(holders, infos) if info is not None}
+
+    @_unretried
+    def drop_lease(self, holder: str) -> None:
+        with self.redis.pipeline() as pipe:
+            pipe.delete(self._lease_key(holder))
+            pipe.srem(self.key("worker:heartbeats"), holder)
+            pipe.execute()
+
+    @_unretried
+    def take_lock(self, name: str, token: str, ttl_s: float) -> bool:
+        key = self.key(f"lock:{name}")
+        if self.redis.set(key, token, nx=True, px=int(ttl_s * 1000)):
+            return True
+        return self.redis.get(key) == token
 
     def close(self) -> None:
         self.redis.close()

@@ -6,33 +6,48 @@ import ctypes
 import logging
 import os
 import signal
-import subprocess
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from heygem_core.config import Settings, get_settings
+from heygem_core.jobs.heartbeat import ROLE_APP, Liveness, process_name
 from heygem_core.jobs.queue import JobQueue
 from heygem_core.jobs.redis_store import RedisStore
 from heygem_core.jobs.service import BatchService
 from heygem_core.jobs.sqlite_store import SqliteStore
 from heygem_core.jobs.store import ProgressStore
 from heygem_core.jobs.snapshot import OutputUrl, SnapshotCache
+from heygem_core.jobs.supervisor import WorkerSupervisor
 from heygem_core.realtime_log import log_event, setup_realtime_log
 
 if TYPE_CHECKING:
-    from heygem_core.jobs.heartbeat import Liveness
     from heygem_core.jobs.worker import ItemRunner
 
 logger = logging.getLogger(__name__)
 
 PARENT_ENV = "HEYGEM_PARENT_PID"  # set for a worker the app spawned
 PR_SET_PDEATHSIG = 1  # prctl option: signal this process when its parent dies
-WORKER_STOP_S = 30  # seconds the app waits for its worker to put the running item back
 WORKER_NICE = 10  # scheduling niceness of the worker the app spawns (ffmpeg children inherit it)
 APP_STORE_RETRY_S = 3.0  # the app retries a lost Redis this long per call, then answers 503
 WORKER_STORE_RETRY_S = 24 * 3600.0  # a worker waits for Redis to come back (a finished item's
                                     # result is written once it does)
+
+
+@dataclass
+class WorkersReport:
+    """The worker processes /healthz reports: `expected` are the ones this app started (0 or 1,
+    with `threads` each), `alive` counts those running plus other live workers' leases."""
+
+    expected: int
+    alive: int
+    spawned: list[dict[str, object]]  # WorkerState of each worker process this app started
+    leases: list[dict[str, object]]   # every live worker lease: process, host, pid, device, ...
+
+    @property
+    def down(self) -> bool:
+        """Some worker is expected and none is alive: nothing will render."""
+        return self.expected > 0 and self.alive == 0
 
 
 @dataclass
@@ -46,44 +61,51 @@ class Runtime:
     snapshots: SnapshotCache
     runner: ItemRunner | None = None  # only in a process that renders (a worker)
 
-    worker_process: subprocess.Popen | None = None
+    supervisor: WorkerSupervisor | None = None  # the worker process this app started
     liveness: Liveness | None = None
 
-    def start_liveness(self, device: str = "") -> None:
-        """Scaled out (Redis): announce this process and reap the items of dead workers."""
-        if not isinstance(self.store, RedisStore) or self.liveness is not None:
+    def start_liveness(self, role: str = ROLE_APP, **info: object) -> None:
+        """Hold this process's lease and run the reaper of dead workers' items (any store)."""
+        if self.liveness is not None:
             return
-        from heygem_core.jobs.heartbeat import Liveness
-
-        self.liveness = Liveness(self.store, self.queue.enqueue, self.queue.pending_count, device)
-        self.liveness.beat()
+        self.liveness = Liveness(self.store, self.service.reclaim, self.queue.enqueue,
+                                 self.queue.pending_count, self.settings.lease_ttl_s,
+                                 {"role": role, **info})
         self.liveness.start()
         self.service.is_alive = self.liveness.alive
 
     def spawn_worker(self, workers: int) -> None:
-        """Recover unfinished items, then start `python -m heygem_core worker` as a child: renders
-        run beside the server, not in its interpreter, so the API stays responsive. The child
-        stops with this process, even one killed with -9."""
+        """Recover unfinished items, then start `python -m heygem_core worker` as a supervised
+        child: renders run beside the server, not in its interpreter, so the API stays
+        responsive; a dead one is restarted and its items queued again. The child stops with
+        this process, even one killed with -9."""
         self.start_liveness()
         self.service.recover()
         if workers <= 0:
             return
-        env = {**os.environ, PARENT_ENV: str(os.getpid())}
-        self.worker_process = subprocess.Popen(
-            [sys.executable, "-m", "heygem_core", "worker", "--workers", str(workers)], env=env)
-        logger.info("started worker process %d", self.worker_process.pid)
+        self.supervisor = WorkerSupervisor(
+            [sys.executable, "-m", "heygem_core", "worker", "--workers", str(workers)],
+            {**os.environ, PARENT_ENV: str(os.getpid())}, workers,
+            restart_s=self.settings.worker_restart_s, restart_max_s=self.settings.worker_restart_max_s,
+            on_death=lambda pid: self.liveness.declare_dead(process_name(pid)))
+        self.supervisor.start()
+
+    def workers(self) -> WorkersReport:
+        """The workers this app expects and which of them are alive (for /healthz)."""
+        spawned = [self.supervisor.state()] if self.supervisor is not None else []
+        leases = self.liveness.workers() if self.liveness is not None else {}
+        ours = {process_name(s.pid) for s in spawned if s.pid}
+        alive = sum(s.alive for s in spawned) + sum(name not in ours for name in leases)
+        return WorkersReport(expected=len(spawned), alive=alive,
+                             spawned=[s.as_dict() for s in spawned],
+                             leases=[{"process": name, **info} for name, info in leases.items()])
 
     def close(self) -> None:
         """Interrupt the running item (it resumes after the next start) and stop the workers."""
         if self.runner is not None:
             self.runner.shutdown.set()
-        if self.worker_process is not None and self.worker_process.poll() is None:
-            self.worker_process.terminate()
-            try:
-                self.worker_process.wait(WORKER_STOP_S)
-            except subprocess.TimeoutExpired:
-                self.worker_process.kill()
-                self.worker_process.wait()
+        if self.supervisor is not None:
+            self.supervisor.stop()
         self.queue.stop()
         if self.liveness is not None:
             self.liveness.stop()

@@ -4,7 +4,6 @@ snapshots are read through `snapshot.SnapshotCache`."""
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import threading
 import time
@@ -17,9 +16,10 @@ from heygem_core.config import Settings
 from heygem_core.engines import ENGINE_CHOICES, resolve_engine_name
 from heygem_core.errors import ErrorCode, HeyGemError
 from heygem_core.jobs import intake
+from heygem_core.jobs.heartbeat import gone_from_this_host, process_name, process_of
 from heygem_core.jobs.intake import Upload
-from heygem_core.jobs.models import (Batch, BatchMode, BatchStatus, ItemStatus, batch_status_from_items,
-                                     is_batch_id)
+from heygem_core.jobs.models import (Batch, BatchMode, BatchStatus, Item, ItemStatus,
+                                     batch_status_from_items, is_batch_id)
 from heygem_core.jobs.queue import JobQueue
 from heygem_core.jobs.rules import held_by, settle_batch
 from heygem_core.jobs.store import ProgressStore
@@ -150,19 +150,17 @@ class BatchService:
     def recover(self) -> int:
         """After a restart: items interrupted mid-render go back to pending, and every unfinished
         item is queued again in FIFO order (the store, not the queue, is the source of truth).
-        Items held by another live worker process (this host's pids, or Redis heartbeats when
-        scaled out) are left to it."""
+        Items held by another live worker process (a live lease, or a pid of this host) are left
+        to it."""
         self.queue.flush()
         alive = self.is_alive or _held_by_live_process
         count = 0
         for batch_id, index in self.store.unfinished_items():
             item = self.store.get_item(batch_id, index)
             if item.status is ItemStatus.PROCESSING:
-                if alive(item.worker) or not self.store.update_item_if(
-                        batch_id, index, held_by(item), status=ItemStatus.PENDING, frames_done=0,
-                        worker=None):
+                held = process_of(item.worker) != process_name() and alive(item.worker)
+                if held or not self._release(item, spills=True):
                     continue
-                _remove_partials(self.settings.outputs_dir / batch_id, item.output_name)
                 log_event("重启后重新生成 / restarting after an interruption", batch_id=batch_id, name=item.name)
             self.queue.enqueue(batch_id, index)
             count += 1
@@ -170,24 +168,38 @@ class BatchService:
             log_event(f"恢复 / recovered {count} unfinished items")
         return count
 
+    def reclaim(self, item: Item) -> bool:
+        """A dead worker's item (the reaper's call): back to pending if that worker still holds
+        it, its partial output removed, queued again. False when it had changed meanwhile."""
+        if not self._release(item, spills=False):
+            return False
+        process = process_of(item.worker)
+        log_event(f"工作进程 {process} 失联,重新排队 / worker {process} lost, item queued again",
+                  batch_id=item.batch_id, name=item.name, level=logging.WARNING)
+        self.queue.enqueue(item.batch_id, item.index, first=True)
+        return True
 
-def _remove_partials(folder: Path, output_name: str) -> None:
-    """What a killed render left: its hidden temp output and its frame spill file."""
+    def _release(self, item: Item, *, spills: bool) -> bool:
+        """Take the item from its worker (compare-and-set on status and worker) back to pending
+        and remove what its render left; `spills` too, the frame files of the whole batch (only
+        at start-up: while others run, theirs are in the same folder)."""
+        if not self.store.update_item_if(item.batch_id, item.index, held_by(item),
+                                         status=ItemStatus.PENDING, frames_done=0, worker=None):
+            return False
+        _remove_partials(self.settings.outputs_dir / item.batch_id, item.output_name, spills)
+        return True
+
+
+def _remove_partials(folder: Path, output_name: str, spills: bool) -> None:
+    """What a killed render left: its hidden temp output, and with `spills` the frame spill files."""
     stem = Path(output_name).stem
-    for leftover in [*folder.glob(f".{stem}.*.part.mp4"), *folder.glob(".heygem-frames-*.spill")]:
+    spilled = folder.glob(".heygem-frames-*.spill") if spills else ()
+    for leftover in [*folder.glob(f".{stem}.*.part.mp4"), *spilled]:
         leftover.unlink(missing_ok=True)
 
 
 def _held_by_live_process(worker: str | None) -> bool:
     """Whether `worker` (host:pid:thread) is another process on this host that still runs."""
-    if not worker:
-        return False
-    host, _, rest = worker.partition(":")
-    pid_text = rest.split(":", 1)[0]
-    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except OSError:
-        return False
-    return True
+    process = process_of(worker)
+    return (process.startswith(f"{socket.gethostname()}:") and process != process_name()
+            and not gone_from_this_host(process))

@@ -25,7 +25,8 @@ from heygem_core.jobs.store import BATCH_WRITABLE, ITEM_WRITABLE, ProgressStore,
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_S = 5.0
-SCHEMA_VERSION = 1  # PRAGMA user_version of a store made by this code
+LEASE_KEEP_S = 3600.0  # an expired lease row is deleted (by the next drop) after this long
+SCHEMA_VERSION = 2  # PRAGMA user_version of a store made by this code (2: leases and locks)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -65,6 +66,16 @@ CREATE TABLE IF NOT EXISTS items (
     PRIMARY KEY (batch_id, idx)
 );
 CREATE INDEX IF NOT EXISTS items_by_status ON items (status);
+CREATE TABLE IF NOT EXISTS leases (
+    holder        TEXT PRIMARY KEY,
+    info          TEXT NOT NULL,
+    expires_at    REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS locks (
+    name          TEXT PRIMARY KEY,
+    token         TEXT NOT NULL,
+    expires_at    REAL NOT NULL
+);
 """
 
 _BATCH_COLUMNS = ("batch_id", "mode", "engine", "status", "owner", "fingerprint", "created_at",
@@ -212,6 +223,43 @@ class SqliteStore(ProgressStore):
             conn.execute("UPDATE batches SET progress_floor = ?, version = version + 1 "
                          "WHERE batch_id = ?", (float(rate), batch_id))
         return float(rate)
+
+    # -- leases (expiry by the wall clock: every process that opens the file is on this host) -
+
+    def renew_lease(self, holder: str, info: dict[str, Any], ttl_s: float) -> None:
+        with self._write() as conn:
+            conn.execute("INSERT INTO leases (holder, info, expires_at) VALUES (?, ?, ?) "
+                         "ON CONFLICT (holder) DO UPDATE SET info = excluded.info, "
+                         "expires_at = excluded.expires_at",
+                         (holder, json.dumps(info), time.time() + ttl_s))
+
+    def has_lease(self, holder: str) -> bool:
+        with self._lock:
+            row = self._conn.execute("SELECT 1 FROM leases WHERE holder = ? AND expires_at > ?",
+                                     (holder, time.time())).fetchone()
+        return row is not None
+
+    def leases(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            rows = self._conn.execute("SELECT holder, info FROM leases WHERE expires_at > ? "
+                                      "ORDER BY holder", (time.time(),)).fetchall()
+        return {holder: json.loads(info) for holder, info in rows}
+
+    def drop_lease(self, holder: str) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM leases WHERE holder = ? OR expires_at < ?",
+                         (holder, time.time() - LEASE_KEEP_S))
+
+    def take_lock(self, name: str, token: str, ttl_s: float) -> bool:
+        now = time.time()
+        with self._write() as conn:
+            if conn.execute("INSERT INTO locks (name, token, expires_at) VALUES (?, ?, ?) "
+                            "ON CONFLICT (name) DO UPDATE SET token = excluded.token, "
+                            "expires_at = excluded.expires_at WHERE locks.expires_at <= ?",
+                            (name, token, now + ttl_s, now)).rowcount > 0:
+                return True
+            row = conn.execute("SELECT token FROM locks WHERE name = ?", (name,)).fetchone()
+        return row is not None and row[0] == token
 
     # -- reads -------------------------------------------------------------------------------
 

@@ -136,6 +136,31 @@ class ProgressStore(ABC):
         Starts at 1 when the batch is created. Unknown batch: KeyError.
         """
 
+    # -- leases: which processes are alive (the reaper takes the items of the dead) ----------
+
+    @abstractmethod
+    def renew_lease(self, holder: str, info: dict[str, Any], ttl_s: float) -> None:
+        """Write or renew the lease of `holder` (a process, host:pid) for `ttl_s` seconds from
+        now, with `info` (JSON-able: role, pid, device, ...). A holder that stops renewing counts
+        as dead once it expires. Not retried: the caller renews again soon."""
+
+    @abstractmethod
+    def has_lease(self, holder: str) -> bool:
+        """Whether `holder` has an unexpired lease."""
+
+    @abstractmethod
+    def leases(self) -> dict[str, dict[str, Any]]:
+        """holder -> info of every unexpired lease."""
+
+    @abstractmethod
+    def drop_lease(self, holder: str) -> None:
+        """End `holder`'s lease now (a process that stops, or one known to be dead)."""
+
+    @abstractmethod
+    def take_lock(self, name: str, token: str, ttl_s: float) -> bool:
+        """Take the lock `name` for `ttl_s` seconds unless another token holds it unexpired;
+        returns whether `token` now holds it. Never released: it expires (one reaper a pass)."""
+
     def health(self) -> dict[str, str]:
         """What /healthz reports about the store's server ({}: nothing to report, a file)."""
         return {}

@@ -59,3 +59,11 @@ def test_a_queue_without_a_handler_only_enqueues(settings: Settings) -> None:
     finally:
         worker.stop()
     assert ran == [("b1", 0)]
+
+
+def test_an_item_put_first_goes_before_the_queued_ones(settings: Settings) -> None:
+    queue = JobQueue(settings)
+    queue.enqueue("b2", 0)
+    queue.enqueue("b3", 0)
+    queue.enqueue("b1", 1, first=True)  # given back from a dead worker: its batch is the oldest
+    assert [tuple(task.args) for task in queue.huey.pending()] == [("b1", 1), ("b2", 0), ("b3", 0)]

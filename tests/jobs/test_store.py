@@ -7,6 +7,7 @@ contract test then runs against it too.
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -322,3 +323,31 @@ def test_bad_fields_and_unknown_batches(store: ProgressStore) -> None:
     with pytest.raises(KeyError):
         store.version("nope")
     assert store.get_item("b1", 0).status is ItemStatus.PENDING
+
+
+# -- leases and locks ----------------------------------------------------------------------------
+
+
+def test_a_lease_lives_until_it_expires_or_is_dropped(store: ProgressStore, reopen) -> None:
+    other = reopen()  # another process's view of the same store
+    store.renew_lease("host:1", {"role": "worker", "pid": 1}, ttl_s=0.5)
+    store.renew_lease("host:2", {"role": "app", "pid": 2}, ttl_s=30)
+    assert other.has_lease("host:1") and other.has_lease("host:2") and not other.has_lease("host:3")
+    assert other.leases() == {"host:1": {"role": "worker", "pid": 1}, "host:2": {"role": "app", "pid": 2}}
+    time.sleep(0.7)
+    assert not other.has_lease("host:1")
+    assert list(other.leases()) == ["host:2"]
+    store.renew_lease("host:1", {"role": "worker", "pid": 1}, ttl_s=30)  # renewed: alive again
+    other.drop_lease("host:2")
+    assert list(store.leases()) == ["host:1"] and not store.has_lease("host:2")
+
+
+def test_a_lock_has_one_holder_until_it_expires(store: ProgressStore, reopen) -> None:
+    other = reopen()
+    assert store.take_lock("reaper", "a", ttl_s=0.5)
+    assert store.take_lock("reaper", "a", ttl_s=0.5)  # its holder still holds it
+    assert not other.take_lock("reaper", "b", ttl_s=0.5)
+    assert other.take_lock("other", "b", ttl_s=0.5)  # locks are by name
+    time.sleep(0.7)
+    assert other.take_lock("reaper", "b", ttl_s=0.5)
+    assert not store.take_lock("reaper", "a", ttl_s=0.5)
