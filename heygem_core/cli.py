@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -14,7 +15,7 @@ from tqdm import tqdm
 from heygem_core.config import get_settings
 from heygem_core.engines import ENGINE_CHOICES, create_engine, engine_statuses
 from heygem_core.errors import HeyGemError
-from heygem_core.jobs.intake import output_name
+from heygem_core.jobs.naming import DEFAULT_PATTERN, NameFields, check_pattern, output_name
 from heygem_core.pipeline import Stage, render
 
 logger = logging.getLogger("heygem_core")
@@ -31,10 +32,16 @@ def cmd_render(args: argparse.Namespace) -> int:
     except HeyGemError as e:
         print(f"✗ {e}", file=sys.stderr)
         return 2
-    failures, taken = 0, set()
+    try:
+        pattern = check_pattern(args.naming)
+    except HeyGemError as e:
+        print(f"✗ {e}", file=sys.stderr)
+        return 2
+    failures, taken, when = 0, set(), time.time()
     with tqdm(total=len(videos), desc="batch", unit="video", position=0) as overall:
-        for video in videos:
-            target = out_dir / output_name(video.name, taken)
+        for index, video in enumerate(videos):
+            fields = NameFields(video.name, Path(args.audio).name, index, len(videos), "", engine.name, when)
+            target = out_dir / output_name(pattern, fields, taken)
             failures += not _render_one(video, Path(args.audio), target, engine, settings)
             overall.update(1)
     engine.close()
@@ -135,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video", required=True, nargs="+", help="presenter videos or still images")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--engine", choices=ENGINE_CHOICES, default=None, help="default: auto")
+    p.add_argument("--naming", default=DEFAULT_PATTERN,
+                   help="output names: {video} {audio} {index} {engine} {date} (default: %(default)s)")
     p.set_defaults(func=cmd_render)
     p = sub.add_parser("engines", help="list the lip-sync engines and whether they can run")
     p.set_defaults(func=cmd_engines)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
+import time
 import unicodedata
 import uuid
 from collections.abc import Sequence
@@ -16,16 +17,14 @@ from typing import BinaryIO
 from heygem_core.config import Settings
 from heygem_core.errors import ErrorCode, HeyGemError
 from heygem_core.jobs.models import BatchMode, Item, ItemStatus
+from heygem_core.jobs.naming import NameFields, default_pattern, output_name
 from heygem_core.media.audio import check_audio, load_audio
 from heygem_core.media.probe import probe_video
 
 logger = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024  # bytes copied at a time
-OUTPUT_SUFFIX = "_synced"
 MAX_NAME_CHARS = 255  # characters of a user's file name kept for display (the rest is cut off the front)
-MAX_STEM_BYTES = 120  # UTF-8 bytes of an output file's stem: with its suffix and the writer's hidden
-                      # temporary name (".{stem}.{8 hex}.part.mp4") it stays far below the 255-byte limit
 
 
 @dataclass
@@ -66,12 +65,6 @@ def display_name(filename: str) -> str:
 def _shown(char: str) -> bool:
     """Whether a character may stay in a name: not a control or formatting character."""
     return char in "\t\n\r" or unicodedata.category(char) not in ("Cc", "Cf", "Cs", "Co", "Cn")
-
-
-def cut_utf8(text: str, limit: int) -> str:
-    """`text` cut to at most `limit` UTF-8 bytes, never inside a character."""
-    data = text.encode("utf-8")
-    return text if len(data) <= limit else data[:limit].decode("utf-8", "ignore")
 
 
 def save_upload(upload: Upload, folder: Path, limit: int) -> StoredFile:
@@ -143,8 +136,11 @@ def _named(error: HeyGemError, name: str) -> HeyGemError:
 
 
 def make_items(batch_id: str, mode: BatchMode, pairs: list[tuple[StoredFile, StoredFile]],
-               settings: Settings) -> list[Item]:
-    """One item per pair; an input that fails its probe makes its item fail at once."""
+               settings: Settings, naming: str = "", engine: str = "") -> list[Item]:
+    """One item per pair, its output named by the `naming` pattern (default: the mode's); an
+    input that fails its probe makes its item fail at once."""
+    pattern = naming or default_pattern(mode)
+    when = time.time()
     probes: dict[Path, Probe] = {}
     names: set[str] = set()
     items = []
@@ -156,7 +152,9 @@ def make_items(batch_id: str, mode: BatchMode, pairs: list[tuple[StoredFile, Sto
         shown = audio if mode is BatchMode.ONE_VIDEO else video
         item = Item(batch_id=batch_id, index=index, name=shown.display_name,
                     video_path=str(video.path), audio_path=str(audio.path),
-                    output_name=output_name(shown.display_name, names))
+                    output_name=output_name(pattern, NameFields(video.display_name, audio.display_name,
+                                                                index, len(pairs), batch_id, engine, when),
+                                            names))
         _apply_probes(item, probes[video.path], probes[audio.path])
         items.append(item)
     return items
@@ -169,17 +167,6 @@ def _apply_probes(item: Item, video: Probe, audio: Probe) -> None:
         item.frames_total = 1
         return
     item.frames_total = max(1, round(audio.seconds * video.fps))
-
-
-def output_name(name: str, taken: set[str]) -> str:
-    """`teacher_03.mp4` -> `teacher_03_synced.mp4`, a counter when two share a name; a long name's
-    stem is cut to MAX_STEM_BYTES bytes so that no name can make a path the file system refuses."""
-    stem = cut_utf8(Path(display_name(name)).stem, MAX_STEM_BYTES).strip(" .") or "video"
-    candidate, n = f"{stem}{OUTPUT_SUFFIX}.mp4", 2
-    while candidate in taken:
-        candidate, n = f"{stem}{OUTPUT_SUFFIX}_{n}.mp4", n + 1
-    taken.add(candidate)
-    return candidate
 
 
 def fingerprint(mode: BatchMode, engine: str, owner: str, audios: Sequence[StoredFile],

@@ -18,8 +18,9 @@ from heygem_core.errors import ErrorCode, HeyGemError
 from heygem_core.jobs import intake
 from heygem_core.jobs.heartbeat import gone_from_this_host, process_name, process_of
 from heygem_core.jobs.intake import Upload
-from heygem_core.jobs.models import (Batch, BatchMode, BatchStatus, Item, ItemStatus,
-                                     batch_status_from_items, is_batch_id)
+from heygem_core.jobs.models import (Batch, BatchMode, BatchStatus, Item, ItemStatus, batch_status_from_items,
+                                     is_batch_id)
+from heygem_core.jobs.naming import check_pattern
 from heygem_core.jobs.queue import JobQueue
 from heygem_core.jobs.rules import held_by, settle_batch
 from heygem_core.jobs.store import ProgressStore
@@ -43,10 +44,12 @@ class BatchService:
     # --- making batches ------------------------------------------------------------------
 
     def submit(self, audios: Sequence[Upload], videos: Sequence[Upload], *, engine: str = "auto",
-               mode: str | None = None, owner: str = "") -> tuple[str, bool]:
-        """Store the uploads, make the batch and queue its items. Returns (batch_id, created);
-        the same inputs while an identical batch is unfinished return that batch instead."""
+               mode: str | None = None, owner: str = "", naming: str = "") -> tuple[str, bool]:
+        """Store the uploads, make the batch and queue its items, their outputs named by the
+        `naming` pattern (see `naming`; "" the mode's default). Returns (batch_id, created); the
+        same inputs while an identical batch is unfinished return that batch instead."""
         batch_mode = self._check_request(audios, videos, engine, mode)
+        naming = check_pattern(naming) if naming else ""
         resolved = resolve_engine_name(engine, self.settings)  # decided once: every item uses it
         batch_id = uuid.uuid4().hex
         folder = self.settings.uploads_dir / batch_id
@@ -63,7 +66,7 @@ class BatchService:
             if existing is not None:
                 intake.discard(folder)
                 return existing, False
-            items = intake.make_items(batch_id, batch_mode, pairs, self.settings)
+            items = intake.make_items(batch_id, batch_mode, pairs, self.settings, naming, resolved)
             batch = Batch(batch_id=batch_id, mode=batch_mode, engine=resolved, items=items, owner=owner,
                           fingerprint=inputs_key, created_at=time.time())
             batch.status = batch_status_from_items(items)

@@ -36,7 +36,7 @@ def _item_view(item: Item, output_url: OutputUrl | None, engine: str) -> dict[st
             "output_url": url, "frames_done": item.frames_done,
             "frames_total": item.frames_total, "error_code": item.error_code,
             "error": item.error, "warnings": list(item.warnings), "worker": item.worker,
-            "duration_s": duration, "engine": engine}
+            "duration_s": duration, "engine": engine, "output_name": item.output_name}
 
 
 def _count(batch: Batch, *statuses: ItemStatus) -> int:

@@ -27,13 +27,16 @@ def start_batch(runtime: RuntimeDep, owner: OwnerDep,
                 audio: Annotated[list[UploadFile] | None, File()] = None,
                 videos: Annotated[list[UploadFile] | None, File()] = None,
                 engine: Annotated[str, Form()] = "auto",
-                mode: Annotated[str | None, Form()] = None) -> JSONResponse:
+                mode: Annotated[str | None, Form()] = None,
+                naming: Annotated[str, Form()] = "") -> JSONResponse:
     """Make a batch: one or more `audio` files, one or more `videos`; `mode` one_audio (default
-    for one audio), one_video, or pairs. The same inputs while unfinished return the same batch."""
+    for one audio), one_video, or pairs; `naming` the output names' pattern ({video} {audio} {index}
+{batch} {engine} {date}; default {video}_synced, {audio}_synced for one_video). The same inputs
+while unfinished return the same batch."""
     uploads = [Upload(f.filename or "audio", f.file) for f in audio or []]
     clips = [Upload(f.filename or "video", f.file) for f in videos or []]
     batch_id, created = runtime.service.submit(uploads, clips, engine=engine, mode=mode,
-                                               owner=owner or "")
+                                               owner=owner or "", naming=naming)
     return JSONResponse({"batch_id": batch_id, "created": created}, status_code=201 if created else 200)
 
 

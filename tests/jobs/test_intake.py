@@ -10,7 +10,8 @@ import pytest
 from heygem_core.config import Settings
 from heygem_core.errors import ErrorCode, HeyGemError
 from heygem_core.jobs import intake
-from heygem_core.jobs.intake import StoredFile, Upload, output_name
+from heygem_core.jobs.intake import StoredFile, Upload
+from heygem_core.jobs.naming import video_output_name as output_name
 from heygem_core.jobs.models import BatchMode, ItemStatus
 
 
