@@ -7,7 +7,6 @@ import hashlib
 import logging
 import shutil
 import time
-import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from typing import BinaryIO
 from heygem_core.config import Settings
 from heygem_core.errors import ErrorCode, HeyGemError
 from heygem_core.jobs.models import BatchMode, Item, ItemStatus
-from heygem_core.jobs.naming import NameFields, default_pattern, output_name
+from heygem_core.jobs.naming import NameFields, default_pattern, output_name, visible
 from heygem_core.media.audio import check_audio, load_audio
 from heygem_core.media.probe import probe_video
 
@@ -57,14 +56,9 @@ def display_name(filename: str) -> str:
     """The user's file name as it is shown: without any folder part, control characters (NUL, line
     breaks, escapes) and bidirectional overrides removed, at most MAX_NAME_CHARS characters."""
     name = filename.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(" " if c in "\t\n\r" else c for c in name if _shown(c))
+    name = "".join(" " if c in "\t\n\r" else c for c in name if c in "\t\n\r" or visible(c))
     name = " ".join(name.split()) or "file"
     return name[-MAX_NAME_CHARS:]
-
-
-def _shown(char: str) -> bool:
-    """Whether a character may stay in a name: not a control or formatting character."""
-    return char in "\t\n\r" or unicodedata.category(char) not in ("Cc", "Cf", "Cs", "Co", "Cn")
 
 
 def save_upload(upload: Upload, folder: Path, limit: int) -> StoredFile:

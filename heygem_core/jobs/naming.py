@@ -25,6 +25,7 @@ MAX_STEM_BYTES = 150  # UTF-8 bytes of an output file's stem: with its suffix an
                       # temporary name (".{stem}.{8 hex}.part.mp4") it stays below the 255-byte limit
 UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]+')  # refused by one file system or another
 SUFFIX = ".mp4"
+HIDDEN_CATEGORIES = ("Cc", "Cf", "Cs", "Co", "Cn")  # Unicode categories never kept in a name
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,14 @@ def output_name(pattern: str, fields: NameFields, taken: set[str]) -> str:
 
 def safe_stem(text: str) -> str:
     """`text` without control characters, unsafe ones replaced, cut to MAX_STEM_BYTES bytes."""
-    text = "".join(c for c in text if unicodedata.category(c) not in ("Cc", "Cf", "Cs", "Co", "Cn"))
+    text = "".join(c for c in text if visible(c))
     return _cut(UNSAFE.sub("_", text).strip(" ."), MAX_STEM_BYTES).strip(" .") or "video"
+
+
+def visible(char: str) -> bool:
+    """Whether a character may stay in a name: not a control, format (bidi override), surrogate,
+    private-use or unassigned character."""
+    return unicodedata.category(char) not in HIDDEN_CATEGORIES
 
 
 def _cut(text: str, limit: int) -> str:
