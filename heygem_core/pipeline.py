@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
@@ -25,6 +26,7 @@ from heygem_core.media.writer import VideoWriter
 logger = logging.getLogger(__name__)
 
 QUEUE_DEPTH = 4  # frames decoded ahead and waiting to be encoded
+LOOKAHEAD_MAX_MB = 256  # an engine's look-ahead holds at most this many MB of frames
 
 
 class Stage(str, Enum):
@@ -101,6 +103,7 @@ def render(video: str | Path, audio: str | Path, out: str | Path, engine: str | 
     run.timings["total"] = time.perf_counter() - t0
     missing = n_out - run.faces_found
     warnings = [f"{missing} of {n_out} frames had no face and were left unchanged"] if missing else []
+    warnings += lip_engine.notes()
     report(Stage.DONE.value, n_out, n_out)
     logger.info("rendered %s (%d frames, %.1f s) in %.1f s", output.name, n_out, clip.duration,
                 run.timings["total"])
@@ -126,13 +129,18 @@ def _render_frames(run: _Run, video: Path, audio: Path, out: Path) -> Path:
         with Prefetch(source, QUEUE_DEPTH) as frames, \
                 Prefetch(_tracked(run, frames, tracker), QUEUE_DEPTH) as jobs, \
                 WriteBehind(writer.write, QUEUE_DEPTH) as sink:
+            pending: deque[FrameJob] = deque()
             batch: list[FrameJob] = []
+            ahead = _lookahead_frames(run)
             for job in jobs:
                 if job.index % settings.cancel_check_frames == 0 and run.should_cancel():
                     raise HeyGemError(ErrorCode.CANCELLED)
-                batch.append(job)
-                if len(batch) >= run.engine.batch_size:
-                    _flush(run, batch, sink)
+                run.engine.observe(job)
+                pending.append(job)
+                while len(pending) > ahead:
+                    _take(run, pending, batch, sink)
+            while pending:
+                _take(run, pending, batch, sink)
             _flush(run, batch, sink)
             if run.faces_found == 0:
                 raise HeyGemError(ErrorCode.NO_FACE, video.name)
@@ -161,6 +169,19 @@ def _tracked(run: _Run, source: Iterable[tuple[int, np.ndarray]], tracker: FaceT
         if index + 1 == n_src and run.faces_found == 0:
             raise HeyGemError(ErrorCode.NO_FACE, run.info.path.name)
         yield FrameJob(index=index, image=item[1], face=face)
+
+
+def _lookahead_frames(run: _Run) -> int:
+    """How many tracked frames the engine sees before it renders the first."""
+    frame_mb = run.info.width * run.info.height * 3 / 2 ** 20
+    return int(min(run.engine.lookahead_s * run.info.fps, LOOKAHEAD_MAX_MB / max(frame_mb, 1e-3)))
+
+
+def _take(run: _Run, pending: deque[FrameJob], batch: list[FrameJob], writer: WriteBehind[np.ndarray]) -> None:
+    """Move the oldest pending frame into the batch, rendering the batch when full."""
+    batch.append(pending.popleft())
+    if len(batch) >= run.engine.batch_size:
+        _flush(run, batch, writer)
 
 
 def _flush(run: _Run, batch: list[FrameJob], writer: WriteBehind[np.ndarray]) -> None:

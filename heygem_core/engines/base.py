@@ -44,6 +44,7 @@ class LipSyncEngine(ABC):
     name: ClassVar[str]
     label: ClassVar[str]
     batch_size: int = 1
+    lookahead_s: float = 0.0  # seconds of frames `observe()`d before the first is rendered
 
     @classmethod
     @abstractmethod
@@ -58,6 +59,15 @@ class LipSyncEngine(ABC):
     def render_batch(self, jobs: Sequence[FrameJob]) -> list[np.ndarray]:
         """Return one BGR frame per job, the same size as its source; faceless frames unchanged.
         An engine may draw into `job.image` and return it: the pipeline owns every frame."""
+
+    def observe(self, job: FrameJob) -> None:
+        """See a tracked source frame `lookahead_s` before it is rendered (e.g. to learn the
+        presenter's mouth from it). The default ignores it."""
+
+    def notes(self) -> list[str]:
+        """What the user should know about the last video rendered (which path it took); shown
+        with the result's warnings."""
+        return []
 
     def close(self) -> None:
         """Release models and buffers."""

@@ -1,4 +1,8 @@
-"""From speech features to a mouth shape per video frame: how open, how rounded."""
+"""From the speech to a mouth shape per video frame: how open, how rounded, whether the lips close.
+
+The shape comes from which sound is being made, not from how loud it is: the articulation model
+(`model.py`, trained on phoneme-labelled speech) reads the spectrum around each moment and says
+what a speaker's mouth does there. The mouth leads the sound a little, as real speakers' do."""
 
 from __future__ import annotations
 
@@ -7,92 +11,72 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from heygem_core.media.audio import SpeechFeatures
+from heygem_core.engines.builtin import acoustics
+from heygem_core.engines.builtin.model import ArticulationModel, shipped_model
+from heygem_core.media.audio import AudioClip
 
-SPEECH_RANGE_DB = 30.0  # levels this far below the loud speech (95th percentile) close the mouth
-NOISE_MARGIN_DB = 8.0  # and so do levels within this margin of the noise floor (10th percentile)
-OPEN_GAMMA = 0.7  # < 1 opens quieter syllables a little more than amplitude-linear
-FRICATIVE_DB = 6.0  # high band this much above the low band: teeth together (s, sh, f)
-FRICATIVE_OPEN = 0.35  # how open a fricative frame may be, relative to its loudness
-CLOSURE_ONSET_DB = 9.0  # a burst this sharp after a dip is a plosive (p, b, t, d, k, g)
-CLOSURE_DIP_DB = 8.0  # the frame before the burst this much quieter than the burst frame
-LEAD = 0.3  # share of the next frame's opening shown now: lips move a little before the sound
-ATTACK_S = 0.02  # seconds, opening time constant (fast)
-RELEASE_S = 0.07  # seconds, closing time constant (slower)
-ROUND_S = 0.08  # seconds, rounding time constant
+LEAD_S = 0.1  # the mouth shows a sound this long before it is heard
+SILENCE_DB = 38.0  # speech this far below the loud speech around it closes the mouth
+NOISE_MARGIN_DB = 6.0  # and so does anything within this margin of the noise floor (5th percentile)
+CLOSED_P = 0.85  # closure probability above which the lips are put together (/p b m/, pauses):
+# only confident ones; a wrong closure in a sung or noisy vowel costs more than a missed one
+STRETCH = (5.0, 97.0)  # percentiles of the spoken frames' openings mapped to 0 and 1
+ATTACK_S = 0.025  # seconds, opening time constant
+RELEASE_S = 0.04  # seconds, closing time constant
+ROUND_S = 0.05  # seconds, rounding time constant
 
 
 @dataclass(frozen=True)
 class MouthTrack:
-    """Per output frame targets: `opening` in [0, 1] (0 closed, 1 a wide 'ah'),
-    `rounding` in [0, 1] (0 relaxed or spread, 1 rounded 'oo')."""
+    """Per output frame targets: `opening` in [0, 1] (0 closed, 1 a wide 'ah'), `rounding` in
+    [0, 1] (0 relaxed or spread, 1 a rounded 'oo'), `closed` True where the lips touch."""
 
     opening: np.ndarray
     rounding: np.ndarray
+    closed: np.ndarray
 
 
-def articulate(features: SpeechFeatures) -> MouthTrack:
-    """Mouth targets for every frame of the speech, smoothed with a fast attack and a slower release."""
-    raw = _raw_opening(features)
-    closed = _closures(features)
-    target = raw.copy()
-    target[:-1] = np.maximum(raw[:-1], LEAD * raw[1:])
-    target[closed] = 0.0
-    opening = _attack_release(target, features.fps, closed)
-    voiced = raw > 0.05
-    rounding = _smooth(_raw_rounding(features, voiced), features.fps, ROUND_S)
-    return MouthTrack(opening=opening.astype(np.float32), rounding=rounding.astype(np.float32))
+def articulate(clip: AudioClip, fps: float, n_frames: int, model: ArticulationModel | None = None
+               ) -> MouthTrack:
+    """Mouth targets for every output frame of the speech."""
+    model = model or shipped_model()
+    mel = acoustics.log_mel(clip.samples, clip.sample_rate)
+    times = acoustics.frame_times(fps, n_frames) + LEAD_S
+    raw = model.predict(acoustics.context_features(acoustics.normalise(mel), times))
+    spoken = _spoken(mel, times)
+    closed = (raw[:, 2] > CLOSED_P) | ~spoken
+    target = np.where(closed, 0.0, _stretch(raw[:, 0], spoken & ~closed))
+    opening = _attack_release(target, fps)
+    rounding = _smooth(np.where(spoken, raw[:, 1], 0.0), fps, ROUND_S)
+    return MouthTrack(opening.astype(np.float32), rounding.astype(np.float32), closed)
 
 
-def _raw_opening(features: SpeechFeatures) -> np.ndarray:
-    level = features.loudness_db
-    if level.size == 0:
-        return level.copy()
-    loud = float(np.percentile(level, 95))
-    floor = float(np.percentile(level, 10))
-    threshold = max(loud - SPEECH_RANGE_DB, floor + NOISE_MARGIN_DB)
-    if loud - threshold < 3.0:  # no dynamics at all: a steady tone or noise, keep it small
-        threshold = loud - 3.0
-    amplitude = 10 ** ((level - loud) / 20)  # 1.0 at loud speech
-    floor = 10 ** ((threshold - loud) / 20)
-    opening = np.clip((amplitude - floor) / (1 - floor), 0.0, 1.0) ** OPEN_GAMMA
-    low, high = features.band_db[:, 0], features.band_db[:, 2]
-    fricative = high - low > FRICATIVE_DB
-    opening[fricative] *= FRICATIVE_OPEN
-    return opening
+def _spoken(mel: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Frames whose speech (at their own moment, not the led one) is above the silence line."""
+    level = acoustics.level_db(mel)
+    rows = np.clip((times * acoustics.ROWS_PER_S).astype(int), 0, len(level) - 1)
+    floor = float(np.percentile(level, 5))
+    threshold = np.maximum(acoustics.local_peak(level) - SILENCE_DB, floor + NOISE_MARGIN_DB)
+    # the loudest row within +-30 ms, so a stop's closure inside a word does not count as silence
+    near = np.max([level[np.clip(rows + k, 0, len(level) - 1)] for k in range(-3, 4)], axis=0)
+    return near > threshold[rows]
 
 
-def _closures(features: SpeechFeatures) -> np.ndarray:
-    """Frames just before a sharp burst that follows a dip: the lips (or tongue) close there."""
-    level, onset = features.loudness_db, features.onset
-    closed = np.zeros(len(level), dtype=bool)
-    if len(level) < 2:
-        return closed
-    burst = onset[1:] > CLOSURE_ONSET_DB
-    dip = level[:-1] < level[1:] - CLOSURE_DIP_DB
-    closed[:-1] = burst & dip
-    return closed
+def _stretch(values: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """Map the spoken frames' openings onto [0, 1] (the model regresses toward the mean)."""
+    if where.sum() < 4:
+        return np.clip(values, 0.0, 1.0)
+    lo, hi = np.percentile(values[where], STRETCH)
+    return np.clip((values - lo) / max(hi - lo, 1e-3), 0.0, 1.0)
 
 
-def _raw_rounding(features: SpeechFeatures, voiced: np.ndarray) -> np.ndarray:
-    """Rounded vowels have a low spectral centroid against the speaker's own voiced median."""
-    rounding = np.zeros(features.n_frames, dtype=np.float32)
-    if voiced.sum() < 3:
-        return rounding
-    centroid = features.centroid_hz
-    median = float(np.median(centroid[voiced]))
-    rounding[voiced] = np.clip((median - centroid[voiced]) / (0.5 * median), 0.0, 1.0)
-    return rounding
-
-
-def _attack_release(target: np.ndarray, fps: float, closed: np.ndarray) -> np.ndarray:
+def _attack_release(target: np.ndarray, fps: float) -> np.ndarray:
     attack = 1.0 - math.exp(-1.0 / (fps * ATTACK_S))
     release = 1.0 - math.exp(-1.0 / (fps * RELEASE_S))
     out = np.zeros_like(target)
     state = 0.0
     for i, value in enumerate(target):
-        rate = attack if value > state or closed[i] else release
-        state += rate * (value - state)
+        state += (attack if value > state else release) * (value - state)
         out[i] = state
     return out
 

@@ -1,11 +1,12 @@
 """The built-in engine: needs no weights. It warps lips and jaw of the tracked face to the
-opening and rounding the speech asks for, paints the mouth's inside where it opens wider than
-the source, and blends the result into the lower face only."""
+opening and rounding the speech asks for, shows the presenter's own mouth (lips, teeth, tongue)
+from the source frame whose shape matches (`exemplars`) or, where the video never showed such a
+mouth, a painted interior, and blends the result into the lower face only."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -14,10 +15,11 @@ from heygem_core.config import Settings
 from heygem_core.engines.base import EngineStatus, FrameJob, LipSyncEngine
 from heygem_core.engines.builtin import LABEL, NAME, engine_status
 from heygem_core.engines.builtin.articulation import MouthTrack, articulate
-from heygem_core.engines.builtin.warp import (INNER_CONTOUR, MouthPlan, inverse_field, paint_interior,
-                                              plan_mouth)
+from heygem_core.engines.builtin.exemplars import Exemplar, ExemplarLibrary, MouthShape, mouth_shape, paste
+from heygem_core.engines.builtin.warp import (INNER_CONTOUR, ROUND_NARROW, MouthPlan, inverse_field,
+                                              paint_interior, plan_mouth, target_gap_of)
 from heygem_core.face import landmarks as fm
-from heygem_core.media.audio import AudioClip, speech_features
+from heygem_core.media.audio import AudioClip
 
 MIN_MOVE_PX = 0.4  # below this the frame is passed through untouched
 MASK_GROW = 1.18  # the blend region reaches this far past the jawline (from the mouth centre)
@@ -29,6 +31,9 @@ TEETH_WHITE = np.array([200, 212, 222], np.float32)  # BGR teeth under LIGHT_REF
 GREY = np.array([0.114, 0.587, 0.299], np.float32)  # BGR to luma
 SUBNASALE = 2
 COLOUR_EVERY = 8  # frames between samplings of the lip and teeth colours
+LOOKAHEAD_S = 2.0  # seconds of source frames collected into the mouth library before the first render
+EXEMPLAR_MIN_GAP = 0.05  # eye distances: a library whose widest mouth is narrower shows no interior
+OWN_MOUTH_GAP = 0.012  # eye distances: a target this near the source's own gap keeps its own mouth
 
 
 class BuiltinEngine(LipSyncEngine):
@@ -37,19 +42,30 @@ class BuiltinEngine(LipSyncEngine):
     name = NAME
     label = LABEL
     batch_size = 1
+    lookahead_s = LOOKAHEAD_S
 
     def __init__(self, settings: Settings | None = None) -> None:
         self._track: MouthTrack | None = None
         self._colours: MouthColours | None = None
         self._colours_at = -COLOUR_EVERY  # frame index the colours were sampled at
+        self._library = ExemplarLibrary()
+        self._paths = PathCounts()
 
     @classmethod
     def status(cls, settings: Settings) -> EngineStatus:
         return engine_status(settings)
 
     def start(self, clip: AudioClip, fps: float, n_frames: int) -> None:
-        self._track = articulate(speech_features(clip, fps, n_frames))
+        self._track = articulate(clip, fps, n_frames)
         self._colours, self._colours_at = None, -COLOUR_EVERY
+        self._library, self._paths = ExemplarLibrary(), PathCounts()
+
+    def observe(self, job: FrameJob) -> None:
+        if job.face is not None:
+            self._library.observe(job.image, job.face.points, job.index)
+
+    def notes(self) -> list[str]:
+        return self._paths.notes()
 
     def render_batch(self, jobs: Sequence[FrameJob]) -> list[np.ndarray]:
         return [self._render(job) for job in jobs]
@@ -58,8 +74,26 @@ class BuiltinEngine(LipSyncEngine):
         if job.face is None or self._track is None or self._track.opening.size == 0:
             return job.image
         i = min(job.index, self._track.opening.size - 1)
-        return reshape_mouth(job.image, job.face.points, float(self._track.opening[i]),
-                             float(self._track.rounding[i]), self._colours_for(job))
+        points = job.face.points
+        opening, rounding = float(self._track.opening[i]), float(self._track.rounding[i])
+        exemplar = self._exemplar_for(points, opening, rounding)
+        return reshape_mouth(job.image, points, opening, rounding, self._colours_for(job), exemplar)
+
+    def _exemplar_for(self, points: np.ndarray, opening: float, rounding: float) -> Exemplar | None:
+        """A source mouth of the target shape, or None where the frame's own mouth will do (or none fits)."""
+        own = mouth_shape(points)
+        target = MouthShape(target_gap_of(opening), own.width * (1 - ROUND_NARROW * rounding), own.yaw)
+        if abs(target.gap - own.gap) < OWN_MOUTH_GAP:
+            self._paths.count(None)
+            return None
+        widest = self._library.open_range()
+        if target.gap > own.gap and widest < EXEMPLAR_MIN_GAP:  # this video never opens its mouth
+            self._paths.count(None, painted=True)
+            return None
+        # wider than the video ever opens: its widest mouth, stretched onto the new lip line
+        exemplar = self._library.choose(replace(target, gap=min(target.gap, widest)))
+        self._paths.count(exemplar, painted=exemplar is None and target.gap > own.gap)
+        return exemplar
 
     def _colours_for(self, job: FrameJob) -> MouthColours:
         """Lip and teeth colours, sampled afresh every COLOUR_EVERY frames (they change slowly)."""
@@ -67,6 +101,35 @@ class BuiltinEngine(LipSyncEngine):
             self._colours = mouth_colours(job.image, job.face.points)
             self._colours_at = job.index
         return self._colours
+
+
+@dataclass
+class PathCounts:
+    """Which path made each re-articulated frame, for the render's warnings."""
+
+    own: int = 0  # the frame's own mouth, warped
+    exemplar: int = 0  # another source frame's mouth
+    painted: int = 0  # no source frame fitted: painted interior
+    sources: set[int] = field(default_factory=set)
+
+    def count(self, exemplar: Exemplar | None, painted: bool = False) -> None:
+        if exemplar is not None:
+            self.exemplar += 1
+            self.sources.add(exemplar.index)
+        elif painted:
+            self.painted += 1
+        else:
+            self.own += 1
+
+    def notes(self) -> list[str]:
+        total = self.own + self.exemplar + self.painted
+        if total == 0:
+            return []
+        note = (f"built-in engine: {self.exemplar} of {total} frames show the presenter's own mouth "
+                f"from {len(self.sources)} other source frames, {self.own} their own mouth reshaped")
+        if self.painted:
+            note += f", {self.painted} a painted interior (the video never opens its mouth that wide)"
+        return [note]
 
 
 @dataclass(frozen=True)
@@ -83,9 +146,10 @@ def mouth_colours(image: np.ndarray, points: np.ndarray) -> MouthColours:
 
 
 def reshape_mouth(image: np.ndarray, points: np.ndarray, opening: float, rounding: float,
-                  colours: MouthColours | None = None) -> np.ndarray:
+                  colours: MouthColours | None = None, exemplar: Exemplar | None = None) -> np.ndarray:
     """Make the mouth of `image` `opening` open and `rounding` rounded, in place; returns it.
-    `colours` default to those sampled from this image."""
+    With an `exemplar` its lips and interior are shown on the new lip line; else the frame's own,
+    and a painted interior where the mouth opens wider. `colours` default to this image's."""
     plan = plan_mouth(points, opening, rounding)
     if float(np.abs(plan.dst - plan.src).max()) < MIN_MOVE_PX:
         return image
@@ -96,8 +160,11 @@ def reshape_mouth(image: np.ndarray, points: np.ndarray, opening: float, roundin
         return image
     warped = cv2.remap(image, inverse_field(plan, box), None, cv2.INTER_LINEAR,
                        borderMode=cv2.BORDER_REPLICATE)
-    colours = colours or mouth_colours(image, points)
-    paint_interior(warped, plan, (x0, y0), colours.lips, colours.teeth)
+    if exemplar is not None:
+        paste(warped, (x0, y0), exemplar, plan.target_points, plan.frame)
+    else:
+        colours = colours or mouth_colours(image, points)
+        paint_interior(warped, plan, (x0, y0), colours.lips, colours.teeth)
     mask = _feathered_mask(polygon - (x0, y0), (y1 - y0, x1 - x0), FEATHER * plan.frame.scale)
     roi = image[y0:y1, x0:x1]
     roi[:] = cv2.blendLinear(warped, roi, mask, 1.0 - mask)

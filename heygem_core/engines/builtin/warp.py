@@ -10,7 +10,7 @@ import numpy as np
 
 from heygem_core.face import landmarks as fm
 
-OPEN_MAX = 0.21  # inner-lip gap of a wide-open mouth, in eye distances
+OPEN_MAX = 0.24  # inner-lip gap of a wide-open mouth, in eye distances (real speakers: 0.18-0.3)
 MIN_GAP = 0.012  # narrowest target gap, in eye distances: lips never fold over each other
 UPPER_SHARE = 0.3  # share of an opening change taken by the upper lip; lower lip and jaw take the rest
 OUTER_UPPER_SHARE = 0.75  # the top edge of the upper lip moves this much of its inner edge
@@ -87,7 +87,7 @@ def plan_mouth(points: np.ndarray, opening: float, rounding: float) -> MouthPlan
     x = local[:, 0]
     profile = np.clip(1 - (x[upper_in] / frame.half_width) ** 2, 0, 1) ** 0.6
     source_cols = np.maximum(local[lower_in, 1] - local[upper_in, 1], 0.0)
-    target_gap = max(opening * OPEN_MAX, MIN_GAP) * frame.scale
+    target_gap = target_gap_of(opening) * frame.scale
     delta = target_gap * np.maximum(profile, MIN_GAP) - source_cols  # per column change of gap
     move = np.zeros_like(local)
     for upper, lower, share in ((upper_in, lower_in, 1.0),
@@ -108,6 +108,11 @@ def plan_mouth(points: np.ndarray, opening: float, rounding: float) -> MouthPlan
     order = list(ANCHORS) + outer + jaw.tolist() + sorted(inner)
     keep = _spread(target_points, order, MIN_CONTROL_SPACING * frame.scale)
     return MouthPlan(points[keep], target_points[keep], frame, source_gap, target_gap, target_points)
+
+
+def target_gap_of(opening: float) -> float:
+    """Inner-lip gap at the mouth's centre, in eye distances, for an opening in [0, 1]."""
+    return max(opening * OPEN_MAX, MIN_GAP)
 
 
 def _spread(points: np.ndarray, order: list[int], spacing: float) -> np.ndarray:

@@ -1,0 +1,178 @@
+"""The presenter's own mouth: a library of mouth appearances collected from the source video's
+frames as they stream past (lips, teeth, tongue and cavity, aligned to the mouth's own frame, with
+their shape and head turn), the choice of the one whose shape matches each output frame's target
+(with a price on switching, so the exemplar does not flicker), and pasting it onto the target lip
+contour, colour-matched to the current frame and feathered in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from heygem_core.engines.builtin.warp import MouthFrame, ThinPlateSpline, mouth_frame
+from heygem_core.face import landmarks as fm
+
+CROP_X = (-0.62, 0.62)  # eye distances either side of the mouth centre kept in an exemplar
+CROP_Y = (-0.42, 0.5)  # eye distances above (-) and below the mouth centre
+MAX_PX_PER_EYE = 150.0  # exemplars are stored at most this sharp (px per eye distance)
+GAP_BIN, WIDTH_BIN, YAW_BIN = 0.012, 0.04, 0.08  # library slots: one exemplar per shape bin
+MAX_EXEMPLARS = 240
+GAP_SCALE, WIDTH_SCALE, YAW_SCALE = 0.015, 0.05, 0.06  # how much each mismatch costs
+SWITCH_COST = 0.8  # staying with the previous exemplar is worth this much mismatch
+MASK_GROW = 0.05  # eye distances the pasted region reaches past the outer lip line
+MASK_FEATHER = 0.035  # eye distances of feather
+COLOUR_RING = 0.07  # eye distances of skin around the lips used to match colour
+GRID_CELLS = 12  # warp-field nodes per eye distance
+LIP_POINTS = np.array(fm.LIPS, dtype=np.int64)
+OUTER = np.array(fm.LIPS_OUTER_UPPER + tuple(reversed(fm.LIPS_OUTER_LOWER[1:-1])), dtype=np.int64)
+ANCHORS = np.array((1, 2, 98, 327, 205, 425, 152, 148, 377, 57, 287), dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class MouthShape:
+    """What an exemplar is chosen by, all in eye distances (yaw: nose offset from the eyes' middle)."""
+
+    gap: float
+    width: float
+    yaw: float
+
+    def cost(self, other: MouthShape) -> float:
+        return (((self.gap - other.gap) / GAP_SCALE) ** 2 + ((self.width - other.width) / WIDTH_SCALE) ** 2
+                + ((self.yaw - other.yaw) / YAW_SCALE) ** 2)
+
+
+@dataclass(frozen=True)
+class Exemplar:
+    """One source frame's mouth region in its own mouth frame (crop px = local * px_per_eye + origin)."""
+
+    index: int  # source frame it came from
+    crop: np.ndarray  # BGR uint8
+    points: np.ndarray  # (468, 2) landmarks in crop pixels
+    shape: MouthShape
+    px_per_eye: float
+
+
+def mouth_shape(points: np.ndarray) -> MouthShape:
+    frame = mouth_frame(points)
+    gap = float(np.linalg.norm(points[fm.INNER_TOP] - points[fm.INNER_BOTTOM])) / frame.scale
+    width = 2 * frame.half_width / frame.scale
+    eyes = (points[fm.LEFT_EYE_OUTER] + points[fm.RIGHT_EYE_OUTER]) / 2
+    yaw = float((points[fm.NOSE_TIP] - eyes) @ frame.ex) / frame.scale
+    return MouthShape(gap, width, yaw)
+
+
+def _crop_affine(frame: MouthFrame, px_per_eye: float) -> np.ndarray:
+    """2x3 map from crop pixels to image pixels."""
+    s = frame.scale / px_per_eye
+    origin = frame.centre + CROP_X[0] * frame.scale * frame.ex + CROP_Y[0] * frame.scale * frame.ey
+    return np.array([[frame.ex[0] * s, frame.ey[0] * s, origin[0]],
+                     [frame.ex[1] * s, frame.ey[1] * s, origin[1]]], np.float32)
+
+
+def cut_exemplar(image: np.ndarray, points: np.ndarray, index: int) -> Exemplar:
+    """The mouth region of one frame, aligned to its mouth frame."""
+    frame = mouth_frame(points)
+    px = min(frame.scale, MAX_PX_PER_EYE)
+    size = (int(round((CROP_X[1] - CROP_X[0]) * px)), int(round((CROP_Y[1] - CROP_Y[0]) * px)))
+    to_image = _crop_affine(frame, px)
+    crop = cv2.warpAffine(image, to_image, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)  # to_image maps crop -> image
+    to_crop = cv2.invertAffineTransform(to_image)
+    local = points @ to_crop[:, :2].T + to_crop[:, 2]
+    return Exemplar(index, crop, local.astype(np.float32), mouth_shape(points), px)
+
+
+class ExemplarLibrary:
+    """The mouths seen so far, one per shape slot (the first seen keeps it: stable exemplars)."""
+
+    def __init__(self) -> None:
+        self._slots: dict[tuple[int, int, int], Exemplar] = {}
+        self._previous: Exemplar | None = None
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    def observe(self, image: np.ndarray, points: np.ndarray, index: int) -> None:
+        """Keep this frame's mouth if no exemplar of its shape is kept yet."""
+        if len(self._slots) >= MAX_EXEMPLARS:
+            return
+        shape = mouth_shape(points)
+        key = (round(shape.gap / GAP_BIN), round(shape.width / WIDTH_BIN), round(shape.yaw / YAW_BIN))
+        if key not in self._slots:
+            self._slots[key] = cut_exemplar(image, points, index)
+
+    def open_range(self) -> float:
+        """The widest inner-lip gap among the exemplars, in eye distances."""
+        return max((e.shape.gap for e in self._slots.values()), default=0.0)
+
+    def choose(self, target: MouthShape) -> Exemplar | None:
+        """The exemplar nearest `target` (None only while the library is empty), the previous one
+        kept unless another is clearly nearer."""
+        best, best_cost = None, float("inf")
+        for exemplar in self._slots.values():
+            cost = target.cost(exemplar.shape) + (0.0 if exemplar is self._previous else SWITCH_COST)
+            if cost < best_cost:
+                best, best_cost = exemplar, cost
+        self._previous = best
+        return best
+
+
+def paste(roi: np.ndarray, origin: tuple[int, int], exemplar: Exemplar, target: np.ndarray,
+          frame: MouthFrame) -> None:
+    """Draw the exemplar's lips and mouth interior onto `roi` (a box of the image at `origin`) so
+    that its lip landmarks land on `target` (468, 2, image px), colour-matched, feathered."""
+    lips = target[OUTER] - np.array(origin, np.float32)
+    grow = MASK_GROW * frame.scale
+    h, w = roi.shape[:2]
+    x0, y0 = np.maximum(np.floor(lips.min(0) - 2 * grow).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(lips.max(0) + 2 * grow).astype(int), (w, h))
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return
+    box_origin = np.array(origin, np.float32) + (x0, y0)
+    field = _field(exemplar, target - box_origin, (x1 - x0, y1 - y0), frame.scale)
+    patch = cv2.remap(exemplar.crop, field, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    inner_mask, ring = _masks(lips - (x0, y0), (y1 - y0, x1 - x0), frame.scale)
+    region = roi[y0:y1, x0:x1]
+    patch = _match_colour(patch, region, ring)
+    region[:] = cv2.blendLinear(patch, region, inner_mask, 1.0 - inner_mask)
+
+
+def _field(exemplar: Exemplar, target: np.ndarray, size: tuple[int, int], scale: float) -> np.ndarray:
+    """Remap table (h, w, 2): for each pixel of the box, where to read the exemplar crop. A
+    thin-plate spline through the lip landmarks and a few face anchors around them."""
+    idx = np.concatenate([LIP_POINTS, ANCHORS])
+    spline = ThinPlateSpline(target[idx], exemplar.points[idx] - target[idx])
+    w, h = size
+    cell = max(2.0, scale / GRID_CELLS)
+    gx = np.linspace(0, w - 1, max(2, int(w / cell) + 1))
+    gy = np.linspace(0, h - 1, max(2, int(h / cell) + 1))
+    grid = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
+    offset = spline(grid).reshape(len(gy), len(gx), 2).astype(np.float32)
+    field = cv2.resize(offset, (w, h), interpolation=cv2.INTER_LINEAR)
+    field[..., 0] += np.arange(w, dtype=np.float32)[None, :]
+    field[..., 1] += np.arange(h, dtype=np.float32)[:, None]
+    return field
+
+
+def _masks(lips: np.ndarray, shape: tuple[int, int], scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """The feathered paste mask (the lips grown a little) and the ring of skin around it."""
+    grow = max(1, int(round(MASK_GROW * scale)))
+    hard = np.zeros(shape, np.uint8)
+    cv2.fillPoly(hard, [np.round(lips).astype(np.int32)], 255)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+    grown = cv2.dilate(hard, kernel)
+    soft = cv2.GaussianBlur(grown.astype(np.float32) / 255.0, (0, 0), max(0.8, MASK_FEATHER * scale / 2))
+    ring_px = max(2, int(round(COLOUR_RING * scale)))
+    outer = cv2.dilate(grown, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring_px + 1,) * 2))
+    return soft, (outer > 0) & (grown == 0)
+
+
+def _match_colour(patch: np.ndarray, region: np.ndarray, ring: np.ndarray) -> np.ndarray:
+    """Scale the patch's colours so that its skin ring matches the frame's (light changes)."""
+    if ring.sum() < 8:
+        return patch
+    gain = (region[ring].astype(np.float32).mean(0) + 1.0) / (patch[ring].astype(np.float32).mean(0) + 1.0)
+    gain = np.clip(gain, 0.7, 1.4)
+    return np.clip(patch.astype(np.float32) * gain + 0.5, 0, 255).astype(np.uint8)
