@@ -157,22 +157,22 @@ def _field(exemplar: Exemplar, target: np.ndarray, size: tuple[int, int], scale:
 
 
 def _masks(lips: np.ndarray, shape: tuple[int, int], scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """The feathered paste mask (the lips grown a little) and the ring of skin around it."""
-    grow = max(1, int(round(MASK_GROW * scale)))
-    hard = np.zeros(shape, np.uint8)
-    cv2.fillPoly(hard, [np.round(lips).astype(np.int32)], 255)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
-    grown = cv2.dilate(hard, kernel)
-    soft = cv2.GaussianBlur(grown.astype(np.float32) / 255.0, (0, 0), max(0.8, MASK_FEATHER * scale / 2))
-    ring_px = max(2, int(round(COLOUR_RING * scale)))
-    outer = cv2.dilate(grown, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring_px + 1,) * 2))
-    return soft, (outer > 0) & (grown == 0)
+    """The feathered paste mask (the lips grown a little) and the ring of skin around it (uint8),
+    both from one distance transform: dilating by big kernels costs ten times as much."""
+    hard = np.full(shape, 255, np.uint8)
+    cv2.fillPoly(hard, [np.round(lips).astype(np.int32)], 0)
+    distance = cv2.distanceTransform(hard, cv2.DIST_L2, 3)
+    grow = MASK_GROW * scale
+    grown = (distance <= grow).astype(np.float32)
+    soft = cv2.GaussianBlur(grown, (0, 0), max(0.8, MASK_FEATHER * scale / 2))
+    ring = ((distance > grow) & (distance <= grow + COLOUR_RING * scale)).astype(np.uint8)
+    return soft, ring
 
 
 def _match_colour(patch: np.ndarray, region: np.ndarray, ring: np.ndarray) -> np.ndarray:
     """Scale the patch's colours so that its skin ring matches the frame's (light changes)."""
-    if ring.sum() < 8:
+    if int(cv2.countNonZero(ring)) < 8:
         return patch
-    gain = (region[ring].astype(np.float32).mean(0) + 1.0) / (patch[ring].astype(np.float32).mean(0) + 1.0)
-    gain = np.clip(gain, 0.7, 1.4)
-    return np.clip(patch.astype(np.float32) * gain + 0.5, 0, 255).astype(np.uint8)
+    have, want = np.array(cv2.mean(patch, ring)[:3]), np.array(cv2.mean(region, ring)[:3])
+    gain = np.clip((want + 1.0) / (have + 1.0), 0.7, 1.4)
+    return cv2.multiply(patch, (*gain, 0.0), dtype=cv2.CV_8U)
