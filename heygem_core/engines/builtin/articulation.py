@@ -18,9 +18,10 @@ from heygem_core.media.audio import AudioClip
 LEAD_S = 0.1  # the mouth shows a sound this long before it is heard
 SILENCE_DB = 38.0  # speech this far below the loud speech around it closes the mouth
 NOISE_MARGIN_DB = 6.0  # and so does anything within this margin of the noise floor (5th percentile)
-CLOSED_P = 0.85  # closure probability above which the lips are put together (/p b m/, pauses):
+CLOSED_P = 0.7  # closure probability above which the lips are put together (/p b m/, pauses):
 # only confident ones; a wrong closure in a sung or noisy vowel costs more than a missed one
-STRETCH = (5.0, 97.0)  # percentiles of the spoken frames' openings mapped to 0 and 1
+STRETCH = (5.0, 97.0)  # percentiles of the spoken frames' openings mapped to REST_OPENING and 1
+REST_OPENING = 0.08  # speaking lips that are not closing stay this far apart, as real speakers' do
 ATTACK_S = 0.025  # seconds, opening time constant
 RELEASE_S = 0.04  # seconds, closing time constant
 ROUND_S = 0.05  # seconds, rounding time constant
@@ -45,7 +46,7 @@ def articulate(clip: AudioClip, fps: float, n_frames: int, model: ArticulationMo
     raw = model.predict(acoustics.context_features(acoustics.normalise(mel), times))
     spoken = _spoken(mel, times)
     closed = (raw[:, 2] > CLOSED_P) | ~spoken
-    target = np.where(closed, 0.0, _stretch(raw[:, 0], spoken & ~closed))
+    target = np.where(closed, 0.0, REST_OPENING + (1 - REST_OPENING) * _stretch(raw[:, 0], spoken & ~closed))
     opening = _attack_release(target, fps)
     rounding = _smooth(np.where(spoken, raw[:, 1], 0.0), fps, ROUND_S)
     return MouthTrack(opening.astype(np.float32), rounding.astype(np.float32), closed)

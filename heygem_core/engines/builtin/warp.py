@@ -112,7 +112,7 @@ def plan_mouth(points: np.ndarray, opening: float, rounding: float) -> MouthPlan
 
 def target_gap_of(opening: float) -> float:
     """Inner-lip gap at the mouth's centre, in eye distances, for an opening in [0, 1]."""
-    return max(opening * OPEN_MAX, MIN_GAP)
+    return MIN_GAP + max(opening, 0.0) * (OPEN_MAX - MIN_GAP)
 
 
 def _spread(points: np.ndarray, order: list[int], spacing: float) -> np.ndarray:
