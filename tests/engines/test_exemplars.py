@@ -54,7 +54,7 @@ def test_choice_stays_with_the_previous_mouth_between_near_equals(presenter):
     assert first is not None and first.index == 0
     near_other = library.choose(MouthShape(base.gap + 0.093, base.width, base.yaw))
     assert near_other is first  # the other is nearer, but not by enough to switch
-    far = library.choose(MouthShape(base.gap + 0.11, base.width, base.yaw))
+    far = library.choose(MouthShape(base.gap + 0.13, base.width, base.yaw))
     assert far is not None and far.index == 1
 
 

@@ -33,7 +33,7 @@ SUBNASALE = 2
 COLOUR_EVERY = 8  # frames between samplings of the lip and teeth colours
 LOOKAHEAD_S = 2.0  # seconds of source frames collected into the mouth library before the first render
 EXEMPLAR_MIN_GAP = 0.05  # eye distances: a library whose widest mouth is narrower shows no interior
-OWN_MOUTH_GAP = 0.012  # eye distances: a target this near the source's own gap keeps its own mouth
+OWN_MOUTH_GAP = 0.012  # eye distances: opening this much wider than the source needs an interior
 
 
 class BuiltinEngine(LipSyncEngine):
@@ -80,19 +80,18 @@ class BuiltinEngine(LipSyncEngine):
         return reshape_mouth(job.image, points, opening, rounding, self._colours_for(job), exemplar)
 
     def _exemplar_for(self, points: np.ndarray, opening: float, rounding: float) -> Exemplar | None:
-        """A source mouth of the target shape, or None where the frame's own mouth will do (or none fits)."""
+        """A source mouth of the target shape, or None where the frame's own mouth will do (its
+        shape is near, it was used just before) or the video never opens its mouth (painted)."""
         own = mouth_shape(points)
         target = MouthShape(target_gap_of(opening), own.width * (1 - ROUND_NARROW * rounding), own.yaw)
-        if abs(target.gap - own.gap) < OWN_MOUTH_GAP:
-            self._paths.count(None)
-            return None
         widest = self._library.open_range()
-        if target.gap > own.gap and widest < EXEMPLAR_MIN_GAP:  # this video never opens its mouth
+        if target.gap > own.gap + OWN_MOUTH_GAP and widest < EXEMPLAR_MIN_GAP:  # never opens its mouth
             self._paths.count(None, painted=True)
             return None
         # wider than the video ever opens: its widest mouth, stretched onto the new lip line
-        exemplar = self._library.choose(replace(target, gap=min(target.gap, widest)))
-        self._paths.count(exemplar, painted=exemplar is None and target.gap > own.gap)
+        wanted = replace(target, gap=min(target.gap, max(widest, own.gap)))
+        exemplar = self._library.choose(wanted, own)
+        self._paths.count(exemplar)
         return exemplar
 
     def _colours_for(self, job: FrameJob) -> MouthColours:

@@ -20,7 +20,8 @@ MAX_PX_PER_EYE = 150.0  # exemplars are stored at most this sharp (px per eye di
 GAP_BIN, WIDTH_BIN, YAW_BIN = 0.012, 0.04, 0.08  # library slots: one exemplar per shape bin
 MAX_EXEMPLARS = 240
 GAP_SCALE, WIDTH_SCALE, YAW_SCALE = 0.015, 0.05, 0.06  # how much each mismatch costs
-SWITCH_COST = 0.8  # staying with the previous exemplar is worth this much mismatch
+SWITCH_COST = 3.0  # staying with the previous exemplar is worth this much mismatch (a gap off by
+# ~0.025 eye distances): the kept mouth is still warped onto the new lip line, a switch shows new teeth
 MASK_GROW = 0.05  # eye distances the pasted region reaches past the outer lip line
 MASK_FEATHER = 0.035  # eye distances of feather
 COLOUR_RING = 0.07  # eye distances of skin around the lips used to match colour
@@ -84,12 +85,15 @@ def cut_exemplar(image: np.ndarray, points: np.ndarray, index: int) -> Exemplar:
     return Exemplar(index, crop, local.astype(np.float32), mouth_shape(points), px)
 
 
+OWN = object()  # the previous choice was the frame's own mouth
+
+
 class ExemplarLibrary:
     """The mouths seen so far, one per shape slot (the first seen keeps it: stable exemplars)."""
 
     def __init__(self) -> None:
         self._slots: dict[tuple[int, int, int], Exemplar] = {}
-        self._previous: Exemplar | None = None
+        self._previous: Exemplar | object | None = None
 
     def __len__(self) -> int:
         return len(self._slots)
@@ -107,15 +111,17 @@ class ExemplarLibrary:
         """The widest inner-lip gap among the exemplars, in eye distances."""
         return max((e.shape.gap for e in self._slots.values()), default=0.0)
 
-    def choose(self, target: MouthShape) -> Exemplar | None:
-        """The exemplar nearest `target` (None only while the library is empty), the previous one
-        kept unless another is clearly nearer."""
+    def choose(self, target: MouthShape, own: MouthShape | None = None) -> Exemplar | None:
+        """The exemplar nearest `target`, the previous choice kept unless another is clearly nearer.
+        With `own` (the current frame's mouth) None may win: the frame's own mouth will do."""
         best, best_cost = None, float("inf")
+        if own is not None:
+            best_cost = target.cost(own) + (0.0 if self._previous is OWN else SWITCH_COST)
         for exemplar in self._slots.values():
             cost = target.cost(exemplar.shape) + (0.0 if exemplar is self._previous else SWITCH_COST)
             if cost < best_cost:
                 best, best_cost = exemplar, cost
-        self._previous = best
+        self._previous = OWN if best is None else best
         return best
 
 
