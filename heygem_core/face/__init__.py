@@ -1,5 +1,6 @@
-"""Faces: MediaPipe face-mesh `landmarks`, their temporal `smoothing`, the one-image `locator`
-and the `tracker` that follows one face (the largest) through a video."""
+"""Faces: MediaPipe face-mesh `landmarks`, their temporal `smoothing`, the one-image `locator`,
+the `tracker` that follows one face (the largest) through a video, and the mouth `opening` per
+frame of a whole video, measured by a tracker of its own (import `heygem_core.face.opening`)."""
 
 from heygem_core.face.landmarks import (CHIN, FACE_OVAL, INNER_BOTTOM, INNER_TOP, LEFT_EYE_OUTER, LIPS,
                                         LIPS_INNER_LOWER, LIPS_INNER_UPPER, LIPS_OUTER_LOWER,
