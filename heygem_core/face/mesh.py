@@ -100,12 +100,14 @@ def detector_graph() -> Graph:
         model_selection=1, min_detection_confidence=0.5))
 
 
-def mesh_points(graph: Graph, rgb: np.ndarray, origin: tuple[int, int]) -> list[np.ndarray]:
-    """Every face the mesh finds in `rgb`, as (468, 2) points in the frame `rgb` was cut from."""
+def mesh_points(graph: Graph, rgb: np.ndarray, origin: tuple[int, int],
+                size: tuple[int, int] | None = None) -> list[np.ndarray]:
+    """Every face the mesh finds in `rgb`, as (468, 2) points in the frame `rgb` was cut from;
+    `size` is the (w, h) in frame pixels that `rgb` covers when it was scaled (default its own)."""
     result = graph.process(rgb)
     if not result.multi_face_landmarks:
         return []
-    h, w = rgb.shape[:2]
+    w, h = size or (rgb.shape[1], rgb.shape[0])
     scale = np.array([w, h], np.float32)
     offset = np.array(origin, np.float32)
     faces = []

@@ -18,6 +18,7 @@ from heygem_core.face.smoothing import DEFAULT_FPS, FaceSmoother
 log = logging.getLogger(__name__)
 
 ROI_SCALE = 2.0              # tracking crop side / landmark box side
+ROI_MAX_SIDE = 448           # px: a bigger tracking crop is scaled down to this (the face in it ~220 px)
 MAX_MISSES = 3               # frames without a face before the temporal state is dropped
 SEARCH_PATIENCE = 30         # frames without a face that still get the full small-face search
 SEARCH_EVERY = 5             # ...after which it runs on every this many frames only (~25 ms each)
@@ -91,8 +92,14 @@ class FaceTracker:
         return self._locator.find(rgb, near=self._last_box, small=small)
 
     def _track_roi(self, frame_bgr: np.ndarray, roi: Box) -> np.ndarray | None:
-        rgb = square_patch(frame_bgr, roi, cv2.COLOR_BGR2RGB)
-        faces = mesh_points(self._roi_mesh, rgb, roi[:2])
+        side = roi[2] - roi[0]
+        if side > ROI_MAX_SIDE:  # the mesh sees a 192 px face: a bigger crop only costs time
+            small = square_patch(frame_bgr, roi)
+            rgb = cv2.cvtColor(cv2.resize(small, (ROI_MAX_SIDE, ROI_MAX_SIDE), interpolation=cv2.INTER_AREA),
+                               cv2.COLOR_BGR2RGB)
+        else:
+            rgb = square_patch(frame_bgr, roi, cv2.COLOR_BGR2RGB)
+        faces = mesh_points(self._roi_mesh, rgb, roi[:2], (side, side))
         return faces[0] if faces else None
 
     def _smoothed(self, raw: np.ndarray) -> np.ndarray:
