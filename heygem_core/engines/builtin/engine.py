@@ -14,8 +14,8 @@ from heygem_core.config import Settings
 from heygem_core.engines.base import EngineStatus, FrameJob, LipSyncEngine
 from heygem_core.engines.builtin import LABEL, NAME, engine_status
 from heygem_core.engines.builtin.articulation import MouthTrack, articulate
-from heygem_core.engines.builtin.warp import (INNER_CONTOUR, MouthPlan, inverse_field, paint_interior,
-                                              plan_mouth)
+from heygem_core.engines.builtin.interior import paint_interior
+from heygem_core.engines.builtin.warp import INNER_CONTOUR, MouthPlan, inverse_field, plan_mouth
 from heygem_core.face import landmarks as fm
 from heygem_core.media.audio import AudioClip, speech_features
 
