@@ -32,7 +32,7 @@ OPENINGS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 ROUNDINGS = (0.0, 0.6)
 CROP_WIDTH = 1.6  # eye distances across the crop
 CROP_HEIGHT = 0.8  # eye distances down the crop
-TILE_WIDTH = 400  # px of one enlarged tile
+TILE_WIDTH = 520  # px of one enlarged tile
 SHEET_COLUMNS = 3
 TIMING_CALLS = 200
 
