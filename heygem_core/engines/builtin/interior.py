@@ -52,6 +52,7 @@ TONGUE_TINT = np.array([0.95, 0.9, 1.0], np.float32)  # BGR, relative to the lip
 GUM_TINT = np.array([0.9, 0.88, 1.0], np.float32)  # BGR, relative to the lips
 GUM_SHADE = 0.85
 BLUR_PROBE = 1.0  # px, the Gaussian used to measure how sharp the frame is
+MIN_EDGE = 8.0  # 3x3 Sobel magnitude (~4 a grey level a px): a patch without a steeper edge is not measured
 BLUR_REACH = 0.08  # eye distances around the inner lips where the sharpness is measured
 MIN_BLUR = 0.4  # px
 MAX_BLUR = 0.012  # eye distances: the painting is never softened more than this
@@ -129,7 +130,7 @@ def interior_layer(space: MouthSpace, lip: np.ndarray, teeth: np.ndarray) -> np.
     shadow = _lip_shadow(space) * _corner_shade(space)
     tongue, tongue_shade = _tongue(space)
     lower, lower_shade = _lower_teeth(space)
-    gum, upper, upper_shade = _upper_teeth(space)
+    gum, upper, upper_shade, teeth_edge = _upper_teeth(space)
     gum_shade = GUM_SHADE * (1 - 0.4 * (1 - _corner_shade(space)))
     warm = teeth * (_hue(lip) / _hue(teeth) - 1)  # teeth in shadow take the lips' hue
     teeth = teeth + warm * TEETH_WARMTH
@@ -140,7 +141,7 @@ def interior_layer(space: MouthSpace, lip: np.ndarray, teeth: np.ndarray) -> np.
     terms += [(seen * lower * lower_shade, teeth), (seen * lower * lower_shade * _dark(lower_shade), warm)]
     seen = seen * (1 - lower)
     terms += [(seen * tongue * tongue_shade, lip * TONGUE_TINT)]
-    terms += [(seen * (1 - tongue) * _cavity(space), lip)]
+    terms += [(seen * (1 - tongue) * _cavity(space, teeth_edge), lip)]
     terms[0] = (terms[0][0] * shadow, terms[0][1])
     terms[1] = (terms[1][0] * shadow, terms[1][1])
     shape = np.broadcast_shapes(space.v.shape, space.u.shape)
@@ -163,9 +164,11 @@ def _lip_curve(local: np.ndarray, u: np.ndarray) -> np.ndarray:
     return np.interp(u, local[order, 0], local[order, 1]).astype(np.float32)
 
 
-def _cavity(space: MouthSpace) -> np.ndarray:
-    """Brightness of the cavity, relative to the lips: lit next to the lips, dark at the back."""
-    from_lips = np.maximum(np.minimum(space.v - space.upper, space.lower - space.v), 0)
+def _cavity(space: MouthSpace, teeth_edge: np.ndarray) -> np.ndarray:
+    """Brightness of the cavity, relative to the lips: lit next to the lips and the upper
+    teeth's edges, dark at the back."""
+    ceiling = np.maximum(space.upper, teeth_edge)
+    from_lips = np.maximum(np.minimum(space.v - ceiling, space.lower - space.v), 0)
     lit = np.exp(from_lips * np.float32(-1 / (CAVITY_REACH * space.scale)))
     return CAVITY_BACK + (CAVITY_LIT - CAVITY_BACK) * lit
 
@@ -182,8 +185,9 @@ def _tongue(space: MouthSpace) -> tuple[np.ndarray, np.ndarray]:
     return alpha, shade
 
 
-def _upper_teeth(space: MouthSpace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Gum alpha, teeth alpha and teeth brightness (relative to the teeth colour)."""
+def _upper_teeth(space: MouthSpace) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Gum alpha, teeth alpha, teeth brightness (relative to the teeth colour) and the v of the
+    teeth's edges (1, w; above the grid where there are none)."""
     s = space.scale
     row = _tooth_row(space, UPPER_TEETH)
     edge = space.jaw + TEETH_SHOW * s - SMILE_ARC * s * (row.centre / (ARC_REACH * s)) ** 2
@@ -196,7 +200,7 @@ def _upper_teeth(space: MouthSpace) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     toward_edge = _unit(below_gum * (1 / np.maximum(edge - gum_line, 1.0)))
     toward_edge *= toward_edge
     shade = (row.brightness * (0.85 + 0.15 * row.bulge)) * (1 - 0.2 * toward_edge * toward_edge)
-    return gum, teeth, shade
+    return gum, teeth, shade, np.where(row.exists > 0, edge, space.v[0, 0] - 1)
 
 
 def _lower_teeth(space: MouthSpace) -> tuple[np.ndarray, np.ndarray]:
@@ -274,7 +278,10 @@ def _frame_blur(roi: np.ndarray, box: tuple[int, int, int, int], scale: float) -
     x0, y0, x1, y1 = box
     pad = int(BLUR_REACH * scale)
     grey = cv2.cvtColor(roi[max(0, y0 - pad):y1 + pad, max(0, x0 - pad):x1 + pad], cv2.COLOR_BGR2GRAY)
-    ratio = _edge_strength(grey) / max(_edge_strength(cv2.GaussianBlur(grey, (0, 0), BLUR_PROBE)), 1e-3)
+    sharp = _edge_strength(grey)
+    if sharp < MIN_EDGE:
+        return MIN_BLUR  # nothing to measure by: a flat patch
+    ratio = sharp / max(_edge_strength(cv2.GaussianBlur(grey, (0, 0), BLUR_PROBE)), 1e-3)
     sigma = BLUR_PROBE / np.sqrt(max(ratio * ratio - 1, 1e-2))
     return float(np.clip(sigma, MIN_BLUR, max(MIN_BLUR, MAX_BLUR * scale)))
 
