@@ -32,8 +32,9 @@ PAPILLA = 0.3  # the gum's dip between two teeth, in teeth widths
 GUM_BAND = 0.03  # eye distances of gum above the gum line; above it the vestibule is dark
 TOOTH_GAP = 0.004  # eye distances between neighbouring teeth (at least MIN_GAP_PX)
 MIN_GAP_PX = 0.8
-GAP_OPEN = 0.55  # how much of the dark behind shows through a gap between teeth
-CORNER_ROUND = 0.25  # share of a tooth's half width rounded off at its incisal corners
+GAP_OPEN = 0.45  # how much of the dark behind shows through a gap between teeth
+GAP_THINNEST = 0.6  # a gap narrower than MIN_GAP_PX is drawn that wide but fainter, to this share
+CORNER_ROUND = 0.2  # share of a tooth's half width rounded off at its incisal corners
 LOWER_SHOW = 0.02  # eye distances of lower teeth above the lower lip on a wide opening
 LOWER_FROM, LOWER_FULL = 0.11, 0.17  # target gaps (eye distances): lower teeth appear / show fully
 TONGUE_FROM, TONGUE_FULL = 0.06, 0.11  # target gaps (eye distances): the tongue appears / shows
@@ -47,7 +48,7 @@ CAVITY_BACK = 0.2  # ... and at the back of the mouth
 CAVITY_REACH = 0.035  # eye distances from the lips over which the cavity goes from lit to dark
 CORNER_DARK = 0.6  # darkening of everything at the mouth's corners
 WARM_SHADOW = 0.6  # how much teeth in shadow take the lips' hue (light bounced inside the mouth)
-TEETH_WARMTH = 0.2  # ... and teeth in the light
+TEETH_WARMTH = 0.1  # ... and teeth in the light
 TONGUE_TINT = np.array([0.95, 0.9, 1.0], np.float32)  # BGR, relative to the lips
 GUM_TINT = np.array([0.9, 0.88, 1.0], np.float32)  # BGR, relative to the lips
 GUM_SHADE = 0.85
@@ -237,13 +238,14 @@ def _tooth_row(space: MouthSpace, teeth: tuple[tuple[float, float], ...]) -> Too
     width = widths[k]
     across = np.clip((a - bounds[k]) / width, 0, 1)
     gap = max(TOOTH_GAP * scale, MIN_GAP_PX * space.step)
+    opening = GAP_OPEN * max(GAP_THINNEST, min(1.0, TOOTH_GAP * scale / gap))  # as dark as it is wide
     from_gap = np.minimum(across, 1 - across) * width - gap / 2
     corner = np.clip((np.abs(2 * across - 1) - (1 - CORNER_ROUND)) / CORNER_ROUND, 0, 1)
     lift = CORNER_ROUND * width / 2 * (1 - np.sqrt(1 - corner ** 2))
     centre = np.sign(u) * (bounds[k] + width / 2)
     exists = (a < bounds[-1]).astype(np.float32)
     bulge = np.sin(np.pi * across)
-    solid = exists * (1 - GAP_OPEN * space.edge(-from_gap))
+    solid = exists * (1 - opening * space.edge(-from_gap))
     return ToothRow(centre, width, across, bulge, from_gap, lift, bright[k], exists, solid)
 
 
