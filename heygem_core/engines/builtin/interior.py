@@ -21,8 +21,8 @@ from heygem_core.face import landmarks as fm
 INTERIOR_FADE = 0.05  # eye distances of extra opening over which the painted interior fades in
 # Teeth from the middle outward: apparent width (eye distances; the arch turns away from the
 # camera, so they narrow) and brightness (they turn away from the light, into the cheeks' shadow).
-UPPER_TEETH = ((0.085, 1.0), (0.066, 0.9), (0.05, 0.76), (0.038, 0.62), (0.031, 0.5),
-               (0.027, 0.4), (0.025, 0.32))
+UPPER_TEETH = ((0.085, 1.0), (0.066, 0.93), (0.05, 0.82), (0.038, 0.68), (0.031, 0.55),
+               (0.027, 0.45), (0.025, 0.36))
 LOWER_TEETH = ((0.056, 0.7), (0.05, 0.6), (0.045, 0.45))
 TEETH_SHOW = 0.03  # eye distances of upper teeth below the source's upper lip: the jaw's anchor
 CROWN = 0.078  # eye distances from a central incisor's edge up to the gum line
@@ -34,6 +34,7 @@ TOOTH_GAP = 0.004  # eye distances between neighbouring teeth (at least MIN_GAP_
 MIN_GAP_PX = 0.8
 GAP_OPEN = 0.45  # how much of the dark behind shows through a gap between teeth
 GAP_THINNEST = 0.6  # a gap narrower than MIN_GAP_PX is drawn that wide but fainter, to this share
+BULGE = 0.25  # a tooth is this much darker at its sides than across its middle: it is rounded
 CORNER_ROUND = 0.2  # share of a tooth's half width rounded off at its incisal corners
 LOWER_SHOW = 0.02  # eye distances of lower teeth above the lower lip on a wide opening
 LOWER_FROM, LOWER_FULL = 0.11, 0.17  # target gaps (eye distances): lower teeth appear / show fully
@@ -101,12 +102,11 @@ def paint_interior(roi: np.ndarray, plan: MouthPlan, origin: tuple[int, int],
     step = max(1.0, min(plan.frame.scale / PAINT_SCALE, blur * BLUR_STEP))
     space = mouth_space(plan, step)
     layer = interior_layer(space, lip_colour.astype(np.float32), teeth_colour.astype(np.float32))
-    layer = cv2.GaussianBlur(layer, (0, 0), max(blur / step, 0.4))
+    layer = cv2.GaussianBlur(cv2.convertScaleAbs(layer), (0, 0), max(blur / step, 0.4))
     layer = _to_frame(layer, space, plan, (origin[0] + x0, origin[1] + y0), cavity.shape)
-    alpha = np.minimum(cv2.GaussianBlur(cavity, (0, 0), max(blur, 0.5)), cavity) * strength
+    alpha = np.minimum(cv2.GaussianBlur(cavity, (0, 0), max(blur, 0.5)), cavity) * np.float32(strength)
     patch = roi[y0:y1, x0:x1]
-    mixed = cv2.blendLinear(layer, patch.astype(np.float32), alpha, 1 - alpha)
-    patch[:] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+    patch[:] = cv2.blendLinear(layer, patch, alpha, 1 - alpha)
 
 
 def mouth_space(plan: MouthPlan, step: float = 1.0) -> MouthSpace:
@@ -190,7 +190,7 @@ def _upper_teeth(space: MouthSpace) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     """Gum alpha, teeth alpha, teeth brightness (relative to the teeth colour) and the v of the
     teeth's edges (1, w; above the grid where there are none)."""
     s = space.scale
-    row = _tooth_row(space, UPPER_TEETH)
+    row = _tooth_row(space, UPPER_TABLE)
     edge = space.jaw + TEETH_SHOW * s - SMILE_ARC * s * (row.centre / (ARC_REACH * s)) ** 2
     crown = CROWN * s * np.sqrt(row.width / (UPPER_TEETH[0][0] * s))
     gum_line = edge - crown + PAPILLA * row.width * (2 * np.abs(row.across - 0.5)) ** 2
@@ -200,17 +200,17 @@ def _upper_teeth(space: MouthSpace) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     gum = space.edge(np.minimum(-below_gum, space.v - (edge - crown - GUM_BAND * s))) * row.exists
     toward_edge = _unit(below_gum * (1 / np.maximum(edge - gum_line, 1.0)))
     toward_edge *= toward_edge
-    shade = (row.brightness * (0.85 + 0.15 * row.bulge)) * (1 - 0.2 * toward_edge * toward_edge)
+    shade = (row.brightness * (1 - BULGE + BULGE * row.bulge)) * (1 - 0.2 * toward_edge * toward_edge)
     return gum, teeth, shade, np.where(row.exists > 0, edge, space.v[0, 0] - 1)
 
 
 def _lower_teeth(space: MouthSpace) -> tuple[np.ndarray, np.ndarray]:
     """Alpha and brightness of the lower teeth's edges above the lower lip, on wide openings."""
     show = _ramp(space.gap / space.scale, LOWER_FROM, LOWER_FULL)
-    row = _tooth_row(space, LOWER_TEETH)
+    row = _tooth_row(space, LOWER_TABLE)
     edge = space.lower - LOWER_SHOW * space.scale * show + row.corner_lift
     alpha = space.edge(space.v - edge) * (row.solid * np.float32(show))
-    return alpha, row.brightness * (0.85 + 0.15 * row.bulge)
+    return alpha, row.brightness * (1 - BULGE + BULGE * row.bulge)
 
 
 @dataclass(frozen=True)
@@ -228,21 +228,30 @@ class ToothRow:
     solid: np.ndarray  # its opacity: 1 but in the gaps between teeth, where the dark shows through
 
 
-def _tooth_row(space: MouthSpace, teeth: tuple[tuple[float, float], ...]) -> ToothRow:
+def _teeth_table(teeth: tuple[tuple[float, float], ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Widths (eye distances), brightnesses and the bounds between teeth (eye distances from
+    the middle) of a row of teeth."""
+    widths = np.array([t[0] for t in teeth], np.float32)
+    return widths, np.array([t[1] for t in teeth], np.float32), np.cumsum(np.r_[0, widths]).astype(np.float32)
+
+
+UPPER_TABLE = _teeth_table(UPPER_TEETH)
+LOWER_TABLE = _teeth_table(LOWER_TEETH)
+
+
+def _tooth_row(space: MouthSpace, table: tuple[np.ndarray, np.ndarray, np.ndarray]) -> ToothRow:
     u, scale = space.u, space.scale
-    widths = np.array([t[0] for t in teeth], np.float32) * scale
-    bright = np.array([t[1] for t in teeth], np.float32)
-    bounds = np.concatenate([[0.0], np.cumsum(widths)]).astype(np.float32)
-    a = np.abs(u)
-    k = np.clip(np.searchsorted(bounds, a, side="right") - 1, 0, len(teeth) - 1)
-    width = widths[k]
-    across = np.clip((a - bounds[k]) / width, 0, 1)
+    widths, bright, bounds = table
+    a = np.abs(u) * np.float32(1 / scale)  # eye distances
+    k = np.minimum(np.searchsorted(bounds, a, side="right") - 1, len(widths) - 1)
+    width = widths[k] * np.float32(scale)
+    across = _unit((a - bounds[k]) * np.float32(scale) / width)
     gap = max(TOOTH_GAP * scale, MIN_GAP_PX * space.step)
     opening = GAP_OPEN * max(GAP_THINNEST, min(1.0, TOOTH_GAP * scale / gap))  # as dark as it is wide
     from_gap = np.minimum(across, 1 - across) * width - gap / 2
     corner = np.clip((np.abs(2 * across - 1) - (1 - CORNER_ROUND)) / CORNER_ROUND, 0, 1)
     lift = CORNER_ROUND * width / 2 * (1 - np.sqrt(1 - corner ** 2))
-    centre = np.sign(u) * (bounds[k] + width / 2)
+    centre = np.sign(u) * (bounds[k] * np.float32(scale) + width / 2)
     exists = (a < bounds[-1]).astype(np.float32)
     bulge = np.sin(np.pi * across)
     solid = exists * (1 - opening * space.edge(-from_gap))
@@ -289,9 +298,9 @@ def _frame_blur(roi: np.ndarray, box: tuple[int, int, int, int], scale: float) -
 
 
 def _edge_strength(grey: np.ndarray) -> float:
-    """The steepest slope, averaged over 3x3 so that one noisy pixel does not count."""
-    dx, dy = cv2.spatialGradient(grey)
-    return float(cv2.blur(cv2.magnitude(dx.astype(np.float32), dy.astype(np.float32)), (3, 3)).max())
+    """The steepest vertical slope (the lips' edges run across), averaged over 3x3 so that one
+    noisy pixel does not count."""
+    return float(cv2.blur(np.abs(cv2.Sobel(grey, cv2.CV_16S, 0, 1, ksize=3)), (3, 3)).max())
 
 
 def _polygon_mask(shape: tuple[int, int], contour: np.ndarray) -> np.ndarray:
