@@ -48,6 +48,8 @@ CAVITY_LIT = 0.5  # cavity brightness next to the lips, relative to the lip colo
 CAVITY_BACK = 0.2  # ... and at the back of the mouth
 CAVITY_REACH = 0.035  # eye distances from the lips over which the cavity goes from lit to dark
 CORNER_DARK = 0.6  # darkening of everything at the mouth's corners
+FOLD_FROM = 0.75  # of the way to the inner lips' corners: from here on the lips' folds cover ...
+FOLD_SHADE = 0.8  # ... in their own colour, this much darker
 WARM_SHADOW = 0.6  # how much teeth in shadow take the lips' hue (light bounced inside the mouth)
 TEETH_WARMTH = 0.1  # ... and teeth in the light
 TONGUE_TINT = np.array([0.95, 0.9, 1.0], np.float32)  # BGR, relative to the lips
@@ -58,8 +60,9 @@ MIN_EDGE = 8.0  # 3x3 Sobel magnitude (~4 a grey level a px): a patch without a 
 BLUR_REACH = 0.08  # eye distances around the inner lips where the sharpness is measured
 MIN_BLUR = 0.4  # px
 MAX_BLUR = 0.012  # eye distances: the painting is never softened more than this
-PAINT_SCALE = 120.0  # px: the grid has at most this many nodes an eye distance ...
-BLUR_STEP = 1.5  # ... unless the frame is sharper: a grid step is at most this many blur sigmas
+PAINT_SCALE = 150.0  # px: the grid has at most this many nodes an eye distance ...
+UPSCALE_SOFTNESS = 0.5  # sigma (px) a coarse grid's bilinear scaling blurs by, a px of step
+BLUR_STEP = 1.0  # ... unless the frame is sharper: a grid step is at most this many blur sigmas
 GREY = np.array([0.114, 0.587, 0.299], np.float32)  # BGR to luma
 MOUTH_POINTS = INNER_CONTOUR + fm.LIPS_INNER_UPPER + fm.LIPS_INNER_LOWER + (fm.MOUTH_LEFT, fm.MOUTH_RIGHT)
 
@@ -77,6 +80,7 @@ class MouthSpace:
     gap: float  # target gap at the centre, px
     jaw: float  # v of the source's upper lip at the centre: the upper teeth hang from here
     step: float  # px between grid nodes
+    inner_half: float  # px from the centre to the inner lips' corners (the farther one)
 
     def edge(self, inside: np.ndarray) -> np.ndarray:
         """Anti-aliased coverage of a shape `inside` px from its edge (negative outside)."""
@@ -102,7 +106,9 @@ def paint_interior(roi: np.ndarray, plan: MouthPlan, origin: tuple[int, int],
     step = max(1.0, min(plan.frame.scale / PAINT_SCALE, blur * BLUR_STEP))
     space = mouth_space(plan, step)
     layer = interior_layer(space, lip_colour.astype(np.float32), teeth_colour.astype(np.float32))
-    layer = cv2.GaussianBlur(cv2.convertScaleAbs(layer), (0, 0), max(blur / step, 0.4))
+    # the grid's own softness (scaling up a grid `step` px apart) is part of the blur
+    soften = np.sqrt(max(blur * blur - (UPSCALE_SOFTNESS * (step - 1)) ** 2, MIN_BLUR ** 2)) / step
+    layer = cv2.GaussianBlur(cv2.convertScaleAbs(layer), (0, 0), soften)
     layer = _to_frame(layer, space, plan, (origin[0] + x0, origin[1] + y0), cavity.shape)
     alpha = np.minimum(cv2.GaussianBlur(cavity, (0, 0), max(blur, 0.5)), cavity) * np.float32(strength)
     patch = roi[y0:y1, x0:x1]
@@ -121,18 +127,22 @@ def mouth_space(plan: MouthPlan, step: float = 1.0) -> MouthSpace:
     upper = _lip_curve(local[n:n + len(fm.LIPS_INNER_UPPER)], u)
     lower = _lip_curve(local[n + len(fm.LIPS_INNER_UPPER):-2], u)
     half = max(float(local[-1, 0] - local[-2, 0]) / 2, 1.0)
-    return MouthSpace(u, v, upper, lower, frame.scale, half, plan.target_gap, -plan.source_gap / 2, step)
+    inner = float(np.abs(contour[:, 0]).max())
+    return MouthSpace(u, v, upper, lower, frame.scale, half, plan.target_gap, -plan.source_gap / 2, step,
+                      max(inner, 1.0))
 
 
 def interior_layer(space: MouthSpace, lip: np.ndarray, teeth: np.ndarray) -> np.ndarray:
     """Colours of the inside of the mouth as a float32 (h, w, 3) image: layers back to front
     (cavity, tongue, lower teeth, gum, upper teeth), each a few brightness maps of one colour
     each, summed at once (cheaper than mixing colour images layer by layer)."""
-    shadow = _lip_shadow(space) * _corner_shade(space)
+    corner = _corner_shade(space)
+    fold = _corner_fold(space)
+    shadow = _lip_shadow(space) * corner * (1 - fold)
     tongue, tongue_shade = _tongue(space)
     lower, lower_shade = _lower_teeth(space)
     gum, upper, upper_shade, teeth_edge = _upper_teeth(space)
-    gum_shade = GUM_SHADE * (1 - 0.4 * (1 - _corner_shade(space)))
+    gum_shade = GUM_SHADE * (1 - 0.4 * (1 - corner))
     warm = teeth * (_hue(lip) / _hue(teeth) - 1)  # teeth in shadow take the lips' hue
     teeth = teeth + warm * TEETH_WARMTH
     terms = [(upper * upper_shade, teeth), (upper * upper_shade * _dark(upper_shade), warm)]
@@ -145,6 +155,7 @@ def interior_layer(space: MouthSpace, lip: np.ndarray, teeth: np.ndarray) -> np.
     terms += [(seen * (1 - tongue) * _cavity(space, teeth_edge), lip)]
     terms[0] = (terms[0][0] * shadow, terms[0][1])
     terms[1] = (terms[1][0] * shadow, terms[1][1])
+    terms += [(fold * FOLD_SHADE, lip)]
     shape = np.broadcast_shapes(space.v.shape, space.u.shape)
     maps = np.stack([np.broadcast_to(m, shape) for m, _ in terms], -1).reshape(-1, len(terms))
     colours = np.stack([c for _, c in terms]).astype(np.float32)
@@ -262,6 +273,12 @@ def _corner_shade(space: MouthSpace) -> np.ndarray:
     """Darker toward the target mouth's corners, into the cheeks' shadow; (1, w)."""
     side = np.clip(np.abs(space.u) / space.half_width, 0, 1)
     return 1 - CORNER_DARK * side * side * side
+
+
+def _corner_fold(space: MouthSpace) -> np.ndarray:
+    """Where the lips fold into each other at the mouth's corners (the lips' own inner skin
+    shows there, not the cavity); (1, w)."""
+    return _unit((np.abs(space.u) * np.float32(1 / space.inner_half) - FOLD_FROM) * (1 / (1 - FOLD_FROM)))
 
 
 def _lip_shadow(space: MouthSpace) -> np.ndarray:
