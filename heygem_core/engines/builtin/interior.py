@@ -4,9 +4,8 @@ that darkens toward the back and the corners, all coloured from the face's own l
 
 The painting is made on a grid in the mouth's own frame (`MouthFrame`: u along the mouth, v
 toward the chin; its nodes on whole steps from the mouth centre), sized in eye distances, then
-warped into the frame: the same geometry paints the same pixels, a moved head
-moves them along, and the teeth ride on the upper jaw (where the source's upper lip is)
-whatever the opening."""
+warped into the frame: the same geometry paints the same pixels, a moved head moves them along,
+and the teeth ride on the upper jaw (where the source's upper lip is) whatever the opening."""
 
 from __future__ import annotations
 
@@ -56,15 +55,16 @@ TONGUE_TINT = np.array([0.95, 0.9, 1.0], np.float32)  # BGR, relative to the lip
 GUM_TINT = np.array([0.9, 0.88, 1.0], np.float32)  # BGR, relative to the lips
 GUM_SHADE = 0.85
 BLUR_PROBE = 1.0  # px, the Gaussian used to measure how sharp the frame is
-MIN_EDGE = 8.0  # 3x3 Sobel magnitude (~4 a grey level a px): a patch without a steeper edge is not measured
+MIN_EDGE = 8.0  # 3x3 Sobel (~4 a grey level a px): a patch with no steeper edge is not measured
 BLUR_REACH = 0.08  # eye distances around the inner lips where the sharpness is measured
 MIN_BLUR = 0.4  # px
 MAX_BLUR = 0.012  # eye distances: the painting is never softened more than this
 PAINT_SCALE = 150.0  # px: the grid has at most this many nodes an eye distance ...
-UPSCALE_SOFTNESS = 0.5  # sigma (px) a coarse grid's bilinear scaling blurs by, a px of step
 BLUR_STEP = 1.0  # ... unless the frame is sharper: a grid step is at most this many blur sigmas
+UPSCALE_SOFTNESS = 0.5  # px of blur sigma that scaling a grid up adds, a px of its step
 GREY = np.array([0.114, 0.587, 0.299], np.float32)  # BGR to luma
-MOUTH_POINTS = INNER_CONTOUR + fm.LIPS_INNER_UPPER + fm.LIPS_INNER_LOWER + (fm.MOUTH_LEFT, fm.MOUTH_RIGHT)
+MOUTH_POINTS = (INNER_CONTOUR + fm.LIPS_INNER_UPPER + fm.LIPS_INNER_LOWER
+                + (fm.MOUTH_LEFT, fm.MOUTH_RIGHT))  # the landmarks the painting is laid out by
 
 
 @dataclass(frozen=True)
@@ -128,8 +128,8 @@ def mouth_space(plan: MouthPlan, step: float = 1.0) -> MouthSpace:
     lower = _lip_curve(local[n + len(fm.LIPS_INNER_UPPER):-2], u)
     half = max(float(local[-1, 0] - local[-2, 0]) / 2, 1.0)
     inner = float(np.abs(contour[:, 0]).max())
-    return MouthSpace(u, v, upper, lower, frame.scale, half, plan.target_gap, -plan.source_gap / 2, step,
-                      max(inner, 1.0))
+    return MouthSpace(u, v, upper, lower, frame.scale, half, plan.target_gap,
+                      -plan.source_gap / 2, step, max(inner, 1.0))
 
 
 def interior_layer(space: MouthSpace, lip: np.ndarray, teeth: np.ndarray) -> np.ndarray:
@@ -145,16 +145,16 @@ def interior_layer(space: MouthSpace, lip: np.ndarray, teeth: np.ndarray) -> np.
     gum_shade = GUM_SHADE * (1 - 0.4 * (1 - corner))
     warm = teeth * (_hue(lip) / _hue(teeth) - 1)  # teeth in shadow take the lips' hue
     teeth = teeth + warm * TEETH_WARMTH
-    terms = [(upper * upper_shade, teeth), (upper * upper_shade * _dark(upper_shade), warm)]
+    lit = shadow * upper * upper_shade
+    terms = [(lit, teeth), (lit * _dark(upper_shade), warm)]
     seen = shadow * (1 - upper)  # how much of what is behind the upper teeth shows
     terms += [(seen * gum * gum_shade, lip * GUM_TINT)]
     seen = seen * (1 - gum)
-    terms += [(seen * lower * lower_shade, teeth), (seen * lower * lower_shade * _dark(lower_shade), warm)]
+    lit = seen * lower * lower_shade
+    terms += [(lit, teeth), (lit * _dark(lower_shade), warm)]
     seen = seen * (1 - lower)
     terms += [(seen * tongue * tongue_shade, lip * TONGUE_TINT)]
     terms += [(seen * (1 - tongue) * _cavity(space, teeth_edge), lip)]
-    terms[0] = (terms[0][0] * shadow, terms[0][1])
-    terms[1] = (terms[1][0] * shadow, terms[1][1])
     terms += [(fold * FOLD_SHADE, lip)]
     shape = np.broadcast_shapes(space.v.shape, space.u.shape)
     maps = np.stack([np.broadcast_to(m, shape) for m, _ in terms], -1).reshape(-1, len(terms))
@@ -243,7 +243,8 @@ def _teeth_table(teeth: tuple[tuple[float, float], ...]) -> tuple[np.ndarray, np
     """Widths (eye distances), brightnesses and the bounds between teeth (eye distances from
     the middle) of a row of teeth."""
     widths = np.array([t[0] for t in teeth], np.float32)
-    return widths, np.array([t[1] for t in teeth], np.float32), np.cumsum(np.r_[0, widths]).astype(np.float32)
+    bounds = np.cumsum(np.r_[0, widths]).astype(np.float32)
+    return widths, np.array([t[1] for t in teeth], np.float32), bounds
 
 
 UPPER_TABLE = _teeth_table(UPPER_TEETH)
@@ -278,7 +279,8 @@ def _corner_shade(space: MouthSpace) -> np.ndarray:
 def _corner_fold(space: MouthSpace) -> np.ndarray:
     """Where the lips fold into each other at the mouth's corners (the lips' own inner skin
     shows there, not the cavity); (1, w)."""
-    return _unit((np.abs(space.u) * np.float32(1 / space.inner_half) - FOLD_FROM) * (1 / (1 - FOLD_FROM)))
+    way = np.abs(space.u) * np.float32(1 / space.inner_half)
+    return _unit((way - FOLD_FROM) * np.float32(1 / (1 - FOLD_FROM)))
 
 
 def _lip_shadow(space: MouthSpace) -> np.ndarray:
@@ -295,8 +297,8 @@ def _to_frame(layer: np.ndarray, space: MouthSpace, plan: MouthPlan, at: tuple[i
     ex, ey = frame.ex.astype(np.float64), frame.ey.astype(np.float64)
     m = np.array([[ex[0], ex[1], d @ ex - space.u[0, 0]],
                   [ey[0], ey[1], d @ ey - space.v[0, 0]]]) / space.step
-    return cv2.warpAffine(layer, m, (shape[1], shape[0]), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(layer, m, (shape[1], shape[0]),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _frame_blur(roi: np.ndarray, box: tuple[int, int, int, int], scale: float) -> float:
