@@ -16,8 +16,9 @@ from heygem_core.engines.base import EngineStatus, FrameJob, LipSyncEngine
 from heygem_core.engines.builtin import LABEL, NAME, engine_status
 from heygem_core.engines.builtin.articulation import MouthTrack, articulate
 from heygem_core.engines.builtin.exemplars import Exemplar, ExemplarLibrary, MouthShape, mouth_shape, paste
-from heygem_core.engines.builtin.warp import (INNER_CONTOUR, ROUND_NARROW, MouthPlan, inverse_field,
-                                              paint_interior, plan_mouth, target_gap_of)
+from heygem_core.engines.builtin.interior import paint_interior
+from heygem_core.engines.builtin.warp import (INNER_CONTOUR, ROUND_NARROW, MouthPlan, inverse_field, plan_mouth,
+                                              target_gap_of)
 from heygem_core.face import landmarks as fm
 from heygem_core.media.audio import AudioClip
 
@@ -28,6 +29,9 @@ MASK_FEATHER_PX = 3.0  # the blend mask is made at the resolution where the feat
 NOSE_CLEARANCE = 0.04  # eye distances below the base of the nose where the blend may begin
 LIGHT_REFERENCE = 170.0  # grey level of a well-lit face; scales the painted teeth
 TEETH_WHITE = np.array([200, 212, 222], np.float32)  # BGR teeth under LIGHT_REFERENCE
+TEETH_LIGHT_MIN, TEETH_LIGHT_MAX = 0.3, 1.1  # teeth brightness follows the face's within these
+TEETH_TINT = 0.2  # exponent: how much of the skin's hue (the light's colour) the teeth take
+TEETH_BRIGHTEST = 235.0  # never pure white
 GREY = np.array([0.114, 0.587, 0.299], np.float32)  # BGR to luma
 SUBNASALE = 2
 COLOUR_EVERY = 8  # frames between samplings of the lip and teeth colours
@@ -247,5 +251,15 @@ def _teeth_colour(image: np.ndarray, points: np.ndarray) -> np.ndarray:
         if float(bright.mean(0) @ GREY) > 1.25 * float(lips @ GREY):
             return bright.mean(0)
     skin = _sample(image, points[list(fm.FACE_OVAL)] * 0.3 + points[fm.NOSE_TIP] * 0.7)
-    light = np.clip(float(np.median(skin @ GREY)) / LIGHT_REFERENCE, 0.35, 1.15)
-    return TEETH_WHITE * light
+    return lit_teeth(np.median(skin, axis=0))
+
+
+def lit_teeth(skin: np.ndarray) -> np.ndarray:
+    """Teeth under the light that gives the face `skin` (BGR): as bright as TEETH_WHITE is under
+    LIGHT_REFERENCE, scaled by the face's brightness, and tinted by the light's colour."""
+    luma = max(float(skin @ GREY), 1.0)
+    light = float(np.clip(luma / LIGHT_REFERENCE, TEETH_LIGHT_MIN, TEETH_LIGHT_MAX))
+    tint = (skin / luma) ** TEETH_TINT  # the skin's hue, a little of it
+    teeth = TEETH_WHITE * tint
+    teeth *= float(TEETH_WHITE @ GREY) / max(float(teeth @ GREY), 1.0) * light
+    return np.minimum(teeth, TEETH_BRIGHTEST).astype(np.float32)
