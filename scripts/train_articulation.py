@@ -44,15 +44,12 @@ ENGLISH = ("the and that have with this from they will would there their what ab
            "beautiful wonderful thank you please yes no maybe okay very much every moment").split()
 PINYIN_INITIALS = "b p m f d t n l g k h j q x zh ch sh r z c s y w".split()
 PINYIN_FINALS = "a o e i u ai ei ao ou an en ang eng ong ia ie iao iu ian in iang ing ua uo uai ui uan un".split()
-LANGUAGES = {  # espeak-ng voice -> how its text is made
-    "en-us": "english", "en": "english", "en-029": "english", "cmn-latn-pinyin": "pinyin",
-    "de": "syllables", "es": "syllables", "fr": "syllables", "it": "syllables", "ru": "cyrillic",
-    "pt-br": "syllables",
+VOICES = {  # voice -> how its text is made
+    "en-us": "english", "en": "english", "en-us+f3": "english", "en-us+m3": "english",
+    "en+f2": "english", "en-us+m7": "english", "en-029": "english", "cmn-latn-pinyin": "pinyin",
+    "cmn-latn-pinyin+f3": "pinyin", "de": "syllables", "es": "syllables", "fr": "syllables",
+    "it": "syllables", "ru": "cyrillic", "pt-br": "syllables",
 }
-VARIANTS = [""] + ("m1 m2 m3 m4 m5 m6 m7 m8 f1 f2 f3 f4 f5 klatt klatt2 klatt3 klatt4 klatt6 adam Alex "
-            "Alicia Andrea Andy Annie aunty belinda benjamin caleb david ed edward Gene john linda max "
-            "Michael Mike paul rob robert steph travis victor zac anika grandpa grandma norbert shelby "
-            "quincy").split()  # espeak-ng's human-sounding voice variants ("" = the plain voice)
 LATIN_C, LATIN_V = "bcdfghjklmnprstvwz", "aeiou"
 CYRILLIC_C, CYRILLIC_V = "бвгдзклмнпрстфхшж", "аеиоуыя"
 
@@ -109,11 +106,9 @@ def roughen(wav: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return wav + rng.standard_normal(len(wav)).astype(np.float32) * rms * 10 ** (-snr_db / 20)
 
 
-def make_example(speaker: Speaker, language: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Features and targets of one random utterance in a random voice, one row per 10 ms."""
-    variant = str(rng.choice(VARIANTS))
-    voice = f"{language}+{variant}" if variant else language
-    utterance = speaker.say(make_text(LANGUAGES[language], rng), voice, rate=int(rng.integers(130, 230)),
+def make_example(speaker: Speaker, voice: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Features and targets of one random utterance, one row per 10 ms."""
+    utterance = speaker.say(make_text(VOICES[voice], rng), voice, rate=int(rng.integers(130, 230)),
                             pitch=int(rng.integers(25, 85)))
     wav = utterance.samples
     if utterance.sample_rate != acoustics.SAMPLE_RATE:
@@ -129,8 +124,8 @@ def make_example(speaker: Speaker, language: str, rng: np.random.Generator) -> t
 def dataset(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     speaker = Speaker()
-    languages = list(LANGUAGES)
-    pairs = [make_example(speaker, languages[k % len(languages)], rng) for k in range(n)]
+    voices = list(VOICES)
+    pairs = [make_example(speaker, voices[k % len(voices)], rng) for k in range(n)]
     return np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
 
 
@@ -163,7 +158,7 @@ def train(x: np.ndarray, y: np.ndarray, epochs: int, seed: int) -> ArticulationM
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--utterances", type=int, default=1200)
+    parser.add_argument("--utterances", type=int, default=700)
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--out", type=Path, default=ArticulationModel.default_path())
     args = parser.parse_args()
