@@ -5,7 +5,7 @@ several languages and voices, reports when each phoneme starts (`examples/phonem
 and each 10 ms of the speech gets the mouth shape of its phoneme (`visemes.py`). The audio is
 roughened (noise, room echo, a telephone band, other spectral tilts) so that the model learns the
 sounds, not espeak's voice. The model is a one-hidden-layer network small enough to ship in the
-repository (`heygem_core/engines/builtin/articulation.npz`, ~60 KB) and to run in numpy.
+repository (`heygem_core/engines/builtin/articulation.npz`, 40 KB) and to run in numpy.
 
     .venv/bin/python scripts/train_articulation.py            # ~8 minutes on 2 cores
     .venv/bin/python scripts/train_articulation.py --utterances 100 --out /tmp/a.npz   # quick
