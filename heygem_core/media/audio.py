@@ -1,5 +1,5 @@
-"""Audio: decode anything ffmpeg reads to 16 kHz mono, the Wav2Lip mel spectrogram, its
-per-frame windows, and the speech-envelope features that drive the built-in engine."""
+"""Audio: decode anything ffmpeg reads to 16 kHz mono, check it, the Wav2Lip mel spectrogram and
+its per-frame windows. (The built-in engine's own features are in engines/builtin/acoustics.py.)"""
 
 from __future__ import annotations
 
@@ -33,11 +33,6 @@ MAX_ABS_VALUE = 4.0
 MEL_STEPS_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # 80 mel columns a second
 MEL_WINDOW = 16  # mel columns per video frame, 200 ms
 
-# Speech-envelope analysis for the built-in engine.
-FEATURE_HOP = SAMPLE_RATE // 100  # 160 samples, 10 ms
-FEATURE_WIN = 400  # samples, 25 ms
-FEATURE_NFFT = 512  # samples
-BANDS_HZ = ((80, 900), (900, 2500), (2500, 7800))  # low (F1, voicing), mid (F2), high (frication)
 SILENCE_WINDOW_S = 0.05  # the loudness of audio is that of its loudest 50 ms
 DECODE_TIMEOUT_S = 600
 
@@ -53,21 +48,6 @@ class AudioClip:
     @property
     def duration(self) -> float:
         return len(self.samples) / self.sample_rate
-
-
-@dataclass(frozen=True)
-class SpeechFeatures:
-    """Per video frame speech features, each an array of length `n_frames`."""
-
-    fps: float
-    loudness_db: np.ndarray  # RMS level in dBFS over the frame's interval
-    band_db: np.ndarray  # (n_frames, 3) level in dB of the low, mid and high band
-    centroid_hz: np.ndarray  # spectral centroid (rounded vowels low, spread vowels high)
-    onset: np.ndarray  # rise in dB from 30 ms before the frame to the frame (bursts, plosives)
-
-    @property
-    def n_frames(self) -> int:
-        return len(self.loudness_db)
 
 
 def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> AudioClip:
@@ -146,64 +126,3 @@ def mel_window(mel: np.ndarray, frame_index: int, fps: float) -> np.ndarray:
     if start + MEL_WINDOW > mel.shape[1]:
         return mel[:, -MEL_WINDOW:]
     return mel[:, start:start + MEL_WINDOW]
-
-
-def speech_features(clip: AudioClip, fps: float, n_frames: int) -> SpeechFeatures:
-    """Loudness, band levels, spectral centroid and onsets of the speech, one value per video frame."""
-    spec = _power_spectrogram(clip.samples)
-    freqs = np.fft.rfftfreq(FEATURE_NFFT, 1 / clip.sample_rate)
-    norm = FEATURE_NFFT / 2 * float(np.sum(_hann(FEATURE_WIN) ** 2))  # Parseval: power -> mean square
-    bands = np.stack([spec[(freqs >= lo) & (freqs < hi)].sum(axis=0) for lo, hi in BANDS_HZ], axis=1)
-    total = spec.sum(axis=0)
-    centroid = (freqs[:, None] * spec).sum(axis=0) / np.maximum(total, 1e-12)
-    rows = _frame_rows(len(total), fps, n_frames)
-    level = _to_db(_pool(total, rows) / norm)
-    return SpeechFeatures(
-        fps=fps,
-        loudness_db=level,
-        band_db=_to_db(np.stack([_pool(bands[:, k], rows) for k in range(3)], axis=1) / norm),
-        centroid_hz=_pool(centroid, rows),
-        onset=_onset(_to_db(total / norm), rows),
-    )
-
-
-def _hann(n: int) -> np.ndarray:
-    return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)  # periodic, as librosa's
-
-
-def _power_spectrogram(wav: np.ndarray) -> np.ndarray:
-    """|STFT|^2 (bins, rows) at FEATURE_HOP with a FEATURE_WIN Hann window, centred frames.
-    Plain numpy: the first librosa.stft call in a process costs a second of set-up."""
-    padded = np.pad(wav.astype(np.float32), FEATURE_NFFT // 2, mode="reflect")
-    n_rows = 1 + (len(padded) - FEATURE_NFFT) // FEATURE_HOP
-    frames = np.lib.stride_tricks.sliding_window_view(padded, FEATURE_NFFT)[::FEATURE_HOP][:n_rows]
-    window = np.zeros(FEATURE_NFFT, np.float32)
-    lead = (FEATURE_NFFT - FEATURE_WIN) // 2
-    window[lead:lead + FEATURE_WIN] = _hann(FEATURE_WIN)
-    return (np.abs(np.fft.rfft(frames * window, axis=1)) ** 2).T
-
-
-def _frame_rows(n_rows: int, fps: float, n_frames: int) -> list[slice]:
-    """Feature rows (10 ms each) covering each video frame's interval [i/fps, (i+1)/fps)."""
-    per_second = SAMPLE_RATE / FEATURE_HOP
-    out = []
-    for i in range(n_frames):
-        lo = min(int(i / fps * per_second), n_rows - 1)
-        hi = min(max(lo + 1, int((i + 1) / fps * per_second)), n_rows)
-        out.append(slice(lo, hi))
-    return out
-
-
-def _pool(values: np.ndarray, rows: list[slice]) -> np.ndarray:
-    return np.array([values[r].mean() for r in rows], dtype=np.float32)
-
-
-def _to_db(power: np.ndarray) -> np.ndarray:
-    return (10 * np.log10(np.maximum(power, 1e-10))).astype(np.float32)
-
-
-def _onset(level_db: np.ndarray, rows: list[slice]) -> np.ndarray:
-    """Largest rise in level over 30 ms inside each frame's interval (a burst after a closure)."""
-    rise = np.zeros_like(level_db)
-    rise[3:] = level_db[3:] - level_db[:-3]
-    return np.array([rise[r].max() for r in rows], dtype=np.float32)
