@@ -16,7 +16,8 @@ from heygem_core.engines.builtin.model import ArticulationModel, shipped_model
 from heygem_core.media.audio import AudioClip
 
 LEAD_S = 0.1  # the mouth shows a sound this long before it is heard
-SILENCE_DB = 38.0  # speech this far below the loud speech around it closes the mouth
+SILENCE_DB = 30.0  # speech this far below the loud speech around it closes the mouth (a pause in a
+# real room is often only ~30 dB below the speech)
 NOISE_MARGIN_DB = 6.0  # and so does anything within this margin of the noise floor (5th percentile)
 CLOSED_P = 0.7  # closure probability above which the lips are put together (/p b m/, pauses):
 # only confident ones; a wrong closure in a sung or noisy vowel costs more than a missed one
