@@ -32,7 +32,7 @@ log = logging.getLogger("train_articulation")
 
 SEED = 12
 HIDDEN = 48
-EPOCHS = 30
+EPOCHS = 25
 SILENCE_DB = 40.0  # synthesised rows this far below the utterance's loud speech are pauses
 COARTICULATION_S = 0.03  # targets are smoothed over this much (lips do not jump)
 ENGLISH = ("the and that have with this from they will would there their what about which when "
