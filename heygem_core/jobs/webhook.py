@@ -13,7 +13,6 @@ import logging
 import os
 import secrets
 import time
-import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -87,18 +86,29 @@ def sign(body: bytes, secret: str) -> str:
 
 
 def schedule_batch_event(store: ProgressStore, batch: Batch) -> None:
-    """A delivery for the end of `batch`, if it has a webhook."""
+    """A delivery for the end of `batch`, if it has a webhook. Its id comes from the items'
+    final states, so that two processes settling the same end make one delivery, while the end
+    of a retry (new attempts) makes another."""
     if batch.webhook_url:
-        store.add_delivery(Delivery(delivery_id=uuid.uuid4().hex, batch_id=batch.batch_id,
-                                    event=WebhookEvents.BATCH, url=batch.webhook_url))
+        ends = ",".join(f"{i.index}:{i.status.value}:{i.attempts}:{i.finished_at}" for i in batch.items)
+        store.add_delivery(Delivery(delivery_id=_delivery_id(batch.batch_id, "batch", ends),
+                                    batch_id=batch.batch_id, event=WebhookEvents.BATCH,
+                                    url=batch.webhook_url))
 
 
 def schedule_item_event(store: ProgressStore, batch: Batch, item: Item) -> None:
-    """A delivery for the end of `item`, if its batch's webhook asks for item events."""
+    """A delivery for the end of `item` (one per attempt), if its batch's webhook asks for item
+    events."""
     if batch.webhook_url and batch.webhook_events is WebhookEvents.ITEM:
-        store.add_delivery(Delivery(delivery_id=uuid.uuid4().hex, batch_id=batch.batch_id,
-                                    event=WebhookEvents.ITEM, url=batch.webhook_url,
-                                    item_index=item.index))
+        end = f"{item.index}:{item.attempts}:{item.status.value}"
+        store.add_delivery(Delivery(delivery_id=_delivery_id(batch.batch_id, "item", end),
+                                    batch_id=batch.batch_id, event=WebhookEvents.ITEM,
+                                    url=batch.webhook_url, item_index=item.index))
+
+
+def _delivery_id(batch_id: str, event: str, key: str) -> str:
+    """32 hex digits that the same (batch, event, key) always gives."""
+    return hashlib.sha256(f"{batch_id}\n{event}\n{key}".encode()).hexdigest()[:32]
 
 
 def post(delivery: Delivery, body: bytes, secret: str, timeout_s: float) -> DeliveryAttempt:

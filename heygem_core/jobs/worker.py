@@ -141,7 +141,7 @@ class ItemRunner:
         log_event(f"{log_words(status.value)} {detail}".strip(), batch_id=item.batch_id, name=item.name,
                   level=logging.WARNING if status is ItemStatus.FAILED else logging.INFO)
         batch = self.store.get_batch(item.batch_id)
-        schedule_item_event(self.store, batch, item)
+        schedule_item_event(self.store, batch, batch.items[item.index])  # as stored: its attempt
         settle_batch(self.store, item.batch_id)
 
 

@@ -280,3 +280,15 @@ def test_a_pending_delivery_survives_a_restart(store: ProgressStore, reopen, hoo
     for batch_id in ("e" * 32, "f" * 32):
         assert [d.status for d in reopened.deliveries(batch_id)] == [DeliveryStatus.DELIVERED]
 
+
+
+def test_two_settlers_of_the_same_end_make_one_delivery_and_a_retry_another(store: ProgressStore) -> None:
+    batch_id = finished_batch_with_hook(store, "http://127.0.0.1:9/")
+    batch = store.get_batch(batch_id)
+    store.update_batch(batch_id, finished_at=None)  # as if another process had not seen the end yet
+    settle_batch(store, batch_id)
+    assert len(store.deliveries(batch_id)) == 1
+    store.update_item(batch_id, 0, attempts=batch.items[0].attempts + 1)  # a retry ran it again
+    store.update_batch(batch_id, finished_at=None)
+    settle_batch(store, batch_id)
+    assert len(store.deliveries(batch_id)) == 2
