@@ -44,6 +44,23 @@ class ManifestRow:
 COLUMNS = tuple(f.name for f in fields(ManifestRow))
 
 
+@dataclass
+class Manifest:
+    """manifest.json: the batch's outcome and its rows."""
+
+    batch_id: str
+    status: str                # the batch's status
+    mode: str
+    engine: str
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    total_count: int
+    succeeded_count: int
+    failed_count: int
+    items: list[ManifestRow]
+
+
 def _seconds(value: float | None) -> float | None:
     return None if value is None else round(value, SECONDS_DECIMALS)
 
@@ -73,18 +90,18 @@ def manifest_rows(batch: Batch) -> list[ManifestRow]:
     return [manifest_row(item, batch.engine) for item in batch.items]
 
 
-def manifest_json(batch: Batch) -> bytes:
-    """The manifest as JSON: the batch's outcome and one object per item (UTF-8)."""
+def manifest(batch: Batch) -> Manifest:
     rows = manifest_rows(batch)
-    document = {
-        "batch_id": batch.batch_id, "status": batch.status.value, "mode": batch.mode.value,
-        "engine": batch.engine, "created_at": batch.created_at, "started_at": batch.started_at,
-        "finished_at": batch.finished_at, "total_count": len(rows),
-        "succeeded_count": sum(row.status == ItemStatus.DONE.value for row in rows),
-        "failed_count": sum(row.status == ItemStatus.FAILED.value for row in rows),
-        "items": [asdict(row) for row in rows],
-    }
-    return json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8")
+    return Manifest(batch_id=batch.batch_id, status=batch.status.value, mode=batch.mode.value,
+                    engine=batch.engine, created_at=batch.created_at, started_at=batch.started_at,
+                    finished_at=batch.finished_at, total_count=len(rows),
+                    succeeded_count=sum(row.status == ItemStatus.DONE.value for row in rows),
+                    failed_count=sum(row.status == ItemStatus.FAILED.value for row in rows), items=rows)
+
+
+def manifest_json(batch: Batch) -> bytes:
+    """The manifest as JSON (UTF-8, indented)."""
+    return json.dumps(asdict(manifest(batch)), ensure_ascii=False, indent=2).encode("utf-8")
 
 
 def _cell(value: object) -> object:

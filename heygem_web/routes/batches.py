@@ -14,7 +14,7 @@ from starlette.background import BackgroundTask
 
 from heygem_core.errors import ErrorCode, HeyGemError
 from heygem_core.jobs.intake import Upload
-from heygem_core.jobs.manifest import CSV_NAME, JSON_NAME, manifest_csv, manifest_json
+from heygem_core.jobs.manifest import CSV_NAME, JSON_NAME, Manifest, manifest_csv, manifest_json
 from heygem_core.jobs.models import Batch, ItemStatus
 from heygem_core.jobs.runtime import Runtime
 from heygem_web.deps import OwnerDep, RuntimeDep, SnapshotsDep
@@ -86,7 +86,7 @@ def manifest_as_csv(batch_id: str, runtime: RuntimeDep, owner: OwnerDep) -> Resp
                     headers=_attachment(f"heygem_{batch_id[:8]}_{CSV_NAME}"))
 
 
-@router.get("/api/batches/{batch_id}/manifest.json")
+@router.get("/api/batches/{batch_id}/manifest.json", response_model=Manifest)
 def manifest_as_json(batch_id: str, runtime: RuntimeDep, owner: OwnerDep) -> Response:
     """The batch's manifest as JSON: the batch's outcome and the same fields per item."""
     batch = runtime.service.get(batch_id, owner)
