@@ -292,3 +292,27 @@ def test_two_settlers_of_the_same_end_make_one_delivery_and_a_retry_another(stor
     store.update_batch(batch_id, finished_at=None)
     settle_batch(store, batch_id)
     assert len(store.deliveries(batch_id)) == 2
+
+
+def test_a_batch_that_ends_at_submit_is_delivered_and_a_bad_url_refused(settings: Settings, tone,
+                                                                         receiver: Receiver) -> None:
+    import io
+
+    from heygem_core.jobs.intake import Upload
+    from heygem_core.jobs.queue import JobQueue
+    from heygem_core.jobs.service import BatchService
+    from heygem_core.jobs.sqlite_store import SqliteStore
+
+    with SqliteStore(settings.jobs_db) as sqlite:
+        service = BatchService(sqlite, JobQueue(settings), settings)
+        audio = [Upload("讲稿.wav", io.BytesIO(tone.read_bytes()))]
+        with pytest.raises(HeyGemError) as caught:
+            service.submit(audio, [Upload("v.mp4", io.BytesIO(b"not a video"))], webhook_url="ftp://x/")
+        assert caught.value.code is ErrorCode.WEBHOOK_INVALID
+        audio[0].stream.seek(0)
+        batch_id, _ = service.submit(audio, [Upload("v.mp4", io.BytesIO(b"not a video"))],
+                                     webhook_url=receiver.url)
+        assert sqlite.get_batch(batch_id).status.value == "failed"
+        deliverer(sqlite, replace(settings, webhook_secret=SECRET)).run_once()
+        [call] = receiver.wait_for(1)
+    assert json.loads(call.body)["items"][0]["error_code"] == "video_unreadable"
