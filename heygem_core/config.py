@@ -67,6 +67,13 @@ class Settings:
     wav2lip_pads: tuple[int, int, int, int] = (0, 10, 0, 0)  # px added to the face box: top, bottom, left,
                                                              # right (the official order and values)
     wav2lip_smooth_frames: int = 5               # face boxes smoothed over this many frames (official: 5)
+    webhook_secret: str = ""                     # HEYGEM_WEBHOOK_SECRET: HMAC key of X-HeyGem-Signature; "": a
+                                                 # random one kept in <workspace>/webhook_secret (mode 0600)
+    webhook_attempts: int = 6                    # HEYGEM_WEBHOOK_ATTEMPTS: POSTs of one delivery before it fails
+    webhook_backoff_s: float = 2.0               # HEYGEM_WEBHOOK_BACKOFF_S: wait after the first failed attempt,
+                                                 # doubled after each further one (2, 4, 8, 16, 32 s)
+    webhook_timeout_s: float = 10.0              # HEYGEM_WEBHOOK_TIMEOUT_S: one POST's connect + answer limit
+    webhook_poll_s: float = 1.0                  # HEYGEM_WEBHOOK_POLL_S: how often due deliveries are looked for
 
     @property
     def log_file(self) -> Path:
@@ -79,6 +86,11 @@ class Settings:
     @property
     def queue_db(self) -> Path:
         return self.workspace / "queue.db"
+
+    @property
+    def webhook_secret_file(self) -> Path:
+        """Where the generated webhook secret is kept when HEYGEM_WEBHOOK_SECRET is unset."""
+        return self.workspace / "webhook_secret"
 
     @property
     def uploads_dir(self) -> Path:
@@ -127,6 +139,11 @@ def get_settings() -> Settings:
         wav2lip_precision=env.get("HEYGEM_WAV2LIP_PRECISION", "auto"),
         wav2lip_pads=_pads(env.get("HEYGEM_WAV2LIP_PADS", "0,10,0,0")),
         wav2lip_smooth_frames=int(env.get("HEYGEM_WAV2LIP_SMOOTH_FRAMES", 5)),
+        webhook_secret=env.get("HEYGEM_WEBHOOK_SECRET", ""),
+        webhook_attempts=max(1, int(env.get("HEYGEM_WEBHOOK_ATTEMPTS", 6))),
+        webhook_backoff_s=float(env.get("HEYGEM_WEBHOOK_BACKOFF_S", 2.0)),
+        webhook_timeout_s=float(env.get("HEYGEM_WEBHOOK_TIMEOUT_S", 10.0)),
+        webhook_poll_s=float(env.get("HEYGEM_WEBHOOK_POLL_S", 1.0)),
     )
 
 

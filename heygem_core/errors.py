@@ -23,6 +23,7 @@ class ErrorCode(str, Enum):
     FILE_TOO_LARGE = "file_too_large"
     NOT_FOUND = "not_found"
     REQUEST_INVALID = "request_invalid"
+    WEBHOOK_INVALID = "webhook_invalid"
     INTERNAL = "internal_error"
 
 
@@ -43,6 +44,8 @@ MESSAGES: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.FILE_TOO_LARGE: ("上传的文件太大", "An uploaded file is too large"),
     ErrorCode.NOT_FOUND: ("没有找到", "Not found"),
     ErrorCode.REQUEST_INVALID: ("请求格式不正确", "The request is malformed"),
+    ErrorCode.WEBHOOK_INVALID: ("回调地址无效(只接受 http:// 或 https:// 地址)",
+                                "The webhook URL is invalid (only http:// and https:// URLs are accepted)"),
     ErrorCode.INTERNAL: ("内部错误,详情见运行日志", "Internal error; the run log has the details"),
 }
 

@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime = build_runtime(settings, output_url=output_url)
         app.state.runtime = runtime
         runtime.spawn_worker(settings.inprocess_workers)
+        runtime.start_deliveries()
         try:
             yield
         finally:

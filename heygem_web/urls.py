@@ -29,6 +29,11 @@ def download_url(batch_id: str) -> str:
     return f"/api/batches/{batch_id}/download"
 
 
+def manifest_url(batch_id: str, kind: str = "csv") -> str:
+    """Where a batch's manifest is downloaded (`kind` csv or json)."""
+    return f"/api/batches/{batch_id}/manifest.{kind}"
+
+
 def output_path_inside(settings: Settings, path: str | None) -> Path | None:
     """The output file if it exists and lies inside the workspace's outputs folder."""
     if not path:

@@ -45,7 +45,7 @@ class StoredFile:
 
 @dataclass
 class Probe:
-    """What a stored input is worth: frames and fps for videos, seconds for audio, or why not."""
+    """What a stored input is worth: fps and length for videos, length for audio, or why not."""
 
     fps: float = 0.0
     seconds: float = 0.0
@@ -110,7 +110,8 @@ def default_mode(n_audios: int, n_videos: int) -> BatchMode:
 
 def probe_video_file(stored: StoredFile, settings: Settings) -> Probe:
     try:
-        return Probe(fps=probe_video(stored.path, settings).fps)
+        info = probe_video(stored.path, settings)
+        return Probe(fps=info.fps, seconds=info.duration)
     except HeyGemError as e:
         return Probe(error=_named(e, stored.display_name))
 
@@ -146,6 +147,7 @@ def make_items(batch_id: str, mode: BatchMode, pairs: list[tuple[StoredFile, Sto
         shown = audio if mode is BatchMode.ONE_VIDEO else video
         item = Item(batch_id=batch_id, index=index, name=shown.display_name,
                     video_path=str(video.path), audio_path=str(audio.path),
+                    video_name=video.display_name, audio_name=audio.display_name,
                     output_name=output_name(pattern, NameFields(video.display_name, audio.display_name,
                                                                 index, len(pairs), batch_id, engine, when),
                                             names))
@@ -155,6 +157,8 @@ def make_items(batch_id: str, mode: BatchMode, pairs: list[tuple[StoredFile, Sto
 
 
 def _apply_probes(item: Item, video: Probe, audio: Probe) -> None:
+    if video.error is None:
+        item.fps, item.input_seconds = video.fps, round(video.seconds, 3)
     error = video.error or audio.error
     if error is not None:
         item.status, item.error_code, item.error = ItemStatus.FAILED, error.code.value, error.message

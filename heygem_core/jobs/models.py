@@ -54,6 +54,13 @@ class BatchMode(str, Enum):
     PAIRS = "pairs"          # explicit (video, audio) pairs, matched in order
 
 
+class WebhookEvents(str, Enum):
+    """When a batch's webhook is called: when the batch ends, or also when each item ends."""
+
+    BATCH = "batch"
+    ITEM = "item"
+
+
 @dataclass
 class Item:
     """One render: a (video, audio) pair and its progress."""
@@ -75,6 +82,12 @@ class Item:
     started_at: float | None = None   # unix time, s
     finished_at: float | None = None  # unix time, s
     attempts: int = 0
+    video_name: str = ""       # the user's video file name ("" in batches made before it was kept)
+    audio_name: str = ""       # the user's audio file name
+    fps: float | None = None             # the video's frame rate (probed at submit)
+    input_seconds: float | None = None   # the video's length (probed at submit)
+    output_seconds: float | None = None  # the output's length (the audio's), once rendered
+    render_seconds: float | None = None  # what the render took, probe to last frame written
 
     def __post_init__(self) -> None:
         self.status = ItemStatus(self.status)  # accept the plain string value too
@@ -96,10 +109,57 @@ class Batch:
     finished_at: float | None = None
     cancel_requested: bool = False
     progress_floor: float = 0.0  # highest progress_rate reported so far in this run (monotonic)
+    webhook_url: str = ""        # http(s) URL the batch's snapshot is POSTed to ("" none)
+    webhook_events: WebhookEvents = WebhookEvents.BATCH  # batch: when it ends; item: also per item
 
     def __post_init__(self) -> None:
         self.mode = BatchMode(self.mode)  # accept the plain string values too
         self.status = BatchStatus(self.status)
+        self.webhook_events = WebhookEvents(self.webhook_events)
+
+
+class DeliveryStatus(str, Enum):
+    """A webhook delivery: pending (waiting for its next attempt) -> delivered | failed."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"  # every attempt was refused or went unanswered
+
+
+@dataclass
+class DeliveryAttempt:
+    """One POST of a delivery: when, and the HTTP status or why there was none."""
+
+    at: float                        # unix time, s
+    status_code: int | None = None   # the receiver's HTTP status (None: no answer)
+    error: str | None = None         # what went wrong (a non-2xx status, a refused connection)
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+@dataclass
+class Delivery:
+    """One webhook call to be made: the batch's snapshot POSTed to its URL, retried until it is
+    answered with 2xx or the attempts run out."""
+
+    delivery_id: str
+    batch_id: str
+    event: WebhookEvents          # batch: the batch ended; item: the item `item_index` ended
+    url: str
+    item_index: int | None = None
+    status: DeliveryStatus = DeliveryStatus.PENDING
+    created_at: float = 0.0       # unix time, s
+    next_at: float = 0.0          # the next attempt is due then (unix time, s)
+    body: str = ""                # the JSON sent, fixed at the first attempt ("" before it)
+    attempts: list[DeliveryAttempt] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.event = WebhookEvents(self.event)
+        self.status = DeliveryStatus(self.status)
+        self.attempts = [a if isinstance(a, DeliveryAttempt) else DeliveryAttempt(**a)
+                         for a in self.attempts]
 
 
 def batch_status_from_items(items: Iterable[Item]) -> BatchStatus:

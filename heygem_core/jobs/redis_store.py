@@ -14,6 +14,9 @@ Layout (every key under an optional `prefix`):
 | `worker:heartbeat:{host}:{pid}` | string, TTL | a process's lease: its info as JSON |
 | `worker:heartbeats` | set | the holders of leases (a member whose key expired is dropped) |
 | `lock:{name}` | string, TTL | a lock's token (the reaper's) |
+| `webhook:delivery:{id}` | hash | one webhook delivery (attempts as JSON) |
+| `webhook:batch:{batch_id}` | sorted set | the batch's deliveries by created_at |
+| `webhook:due` | sorted set | the pending deliveries by next_at |
 
 As in rq, a single field is written alone (HSET of the named fields only), so the worker writing
 frames and the API writing the cancel flag never overwrite each other. Every write runs in one
@@ -32,9 +35,9 @@ from dataclasses import MISSING, fields
 from enum import Enum
 from typing import Any, Callable, Iterable, TypeVar
 
-from heygem_core.jobs.models import Batch, BatchMode, BatchStatus, Item, ItemStatus
+from heygem_core.jobs.models import Batch, BatchMode, BatchStatus, Delivery, DeliveryStatus, Item, ItemStatus
 from heygem_core.jobs.store import (BATCH_WRITABLE, ITEM_WRITABLE, ProgressStore, StoreUnavailable,
-                                    check_fields, encode_field)
+                                    check_fields, decode_attempts, encode_attempts, encode_field)
 from heygem_core.realtime_log import log_event
 
 try:
@@ -66,6 +69,8 @@ _DECODE: dict[str, Callable[[str], Any]] = {
     "index": int, "frames_done": int, "frames_total": int, "attempts": int,
     "started_at": float, "finished_at": float, "created_at": float, "progress_floor": float,
     "cancel_requested": _flag, "warnings": json.loads, "mode": BatchMode,
+    "fps": float, "input_seconds": float, "output_seconds": float, "render_seconds": float,
+    "item_index": int, "next_at": float,
 }
 
 T = TypeVar("T")
@@ -420,6 +425,78 @@ class RedisStore(ProgressStore):
             raise KeyError(batch_id)
         return int(value)
 
+    # -- webhook deliveries ------------------------------------------------------------------
+
+    def _delivery_key(self, delivery_id: str) -> str:
+        return self.key(f"webhook:delivery:{delivery_id}")
+
+    @_resilient
+    def add_delivery(self, delivery: Delivery) -> None:
+        now = time.time()
+        delivery.created_at = delivery.created_at or now
+        delivery.next_at = delivery.next_at or now
+        if self.redis.hget(self._batch_key(delivery.batch_id), "seq") is None:
+            raise KeyError(delivery.batch_id)
+        key = self._delivery_key(delivery.delivery_id)
+        if self.redis.exists(key):
+            return
+        with self.redis.pipeline() as pipe:
+            pipe.hset(key, mapping=_delivery_hash(delivery))
+            pipe.zadd(self.key(f"webhook:batch:{delivery.batch_id}"),
+                      {delivery.delivery_id: delivery.created_at})
+            if delivery.status is DeliveryStatus.PENDING:
+                pipe.zadd(self.key("webhook:due"), {delivery.delivery_id: delivery.next_at})
+            pipe.hincrby(self._batch_key(delivery.batch_id), "version", 1)
+            pipe.execute()
+
+    @_resilient
+    def deliveries(self, batch_id: str) -> list[Delivery]:
+        return self._load_deliveries(self.redis.zrange(self.key(f"webhook:batch:{batch_id}"), 0, -1))
+
+    def _load_deliveries(self, ids: list[str]) -> list[Delivery]:
+        with self.redis.pipeline(transaction=False) as pipe:
+            for delivery_id in ids:
+                pipe.hgetall(self._delivery_key(delivery_id))
+            rows = pipe.execute()
+        return [_delivery_of(row) for row in rows if row]
+
+    @_resilient
+    def take_due_deliveries(self, now: float, hold_s: float, limit: int = 10) -> list[Delivery]:
+        due = self.key("webhook:due")
+        with self.redis.pipeline() as pipe:
+            for _ in range(CAS_ATTEMPTS):
+                try:
+                    pipe.watch(due)
+                    ids = pipe.zrangebyscore(due, "-inf", now, start=0, num=int(limit))
+                    if not ids:
+                        pipe.unwatch()
+                        return []
+                    pipe.multi()
+                    pipe.zadd(due, {delivery_id: now + hold_s for delivery_id in ids})
+                    for delivery_id in ids:
+                        pipe.hset(self._delivery_key(delivery_id), "next_at", repr(now + hold_s))
+                    pipe.execute()
+                    break
+                except redis.WatchError:
+                    continue
+            else:
+                raise RuntimeError("webhook deliveries: too many concurrent takers")
+        return self._load_deliveries(ids)
+
+    @_resilient
+    def save_delivery(self, delivery: Delivery) -> None:
+        key = self._delivery_key(delivery.delivery_id)
+        if not self.redis.exists(key):
+            raise KeyError(delivery.delivery_id)
+        with self.redis.pipeline() as pipe:
+            pipe.hset(key, mapping=_delivery_hash(delivery))
+            if delivery.status is DeliveryStatus.PENDING:
+                pipe.zadd(self.key("webhook:due"), {delivery.delivery_id: delivery.next_at})
+            else:
+                pipe.zrem(self.key("webhook:due"), delivery.delivery_id)
+            pipe.hincrby(self._batch_key(delivery.batch_id), "version", 1)
+            pipe.execute()
+
     # -- leases (expiry by Redis's own TTL) ---------------------------------------------------
 
     def _lease_key(self, holder: str) -> str:
@@ -509,6 +586,19 @@ def _decode_fields(cls: type, row: dict[str, str], names: Iterable[str]) -> dict
         elif defaults[name].default is not MISSING:
             values[name] = defaults[name].default
     return values
+
+
+def _delivery_hash(delivery: Delivery) -> dict[str, str]:
+    """A delivery as its hash (the attempts as JSON under `attempts_log`)."""
+    values = _encode_all(delivery, (f.name for f in fields(Delivery) if f.name != "attempts"),
+                         DeliveryStatus)
+    values["attempts_log"] = encode_attempts(delivery.attempts)
+    return values
+
+
+def _delivery_of(row: dict[str, str]) -> Delivery:
+    values = _decode_fields(Delivery, row, (f.name for f in fields(Delivery) if f.name != "attempts"))
+    return Delivery(attempts=decode_attempts(row.get("attempts_log", "[]")), **values)
 
 
 def _decode(cls: type, row: dict[str, str]) -> Any:

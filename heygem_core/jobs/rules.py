@@ -7,6 +7,7 @@ import time
 
 from heygem_core.jobs.models import BatchStatus, Item, ItemStatus, batch_status_from_items, progress_rate
 from heygem_core.jobs.store import ProgressStore
+from heygem_core.jobs.webhook import schedule_batch_event
 from heygem_core.realtime_log import log_event
 
 # Every status of an item or a batch (and "idle", no batch at all) in Chinese and English.
@@ -42,7 +43,7 @@ def held_by(item: Item) -> dict[str, object]:
 
 def settle_batch(store: ProgressStore, batch_id: str) -> BatchStatus:
     """Write the batch status its items imply (and the progress floor); the first time it is
-    finished, stamp finished_at and log the end."""
+    finished, stamp finished_at, log the end and schedule the batch's webhook (if it has one)."""
     batch = store.get_batch(batch_id)
     status = batch_status_from_items(batch.items)
     fields: dict[str, object] = {"status": status,
@@ -53,4 +54,6 @@ def settle_batch(store: ProgressStore, batch_id: str) -> BatchStatus:
         log_event(f"批量任务结束 / batch ended: {status.value}, {done}/{len(batch.items)} done",
                   batch_id=batch_id)
     store.update_batch(batch_id, **fields)
+    if "finished_at" in fields:
+        schedule_batch_event(store, batch)
     return status

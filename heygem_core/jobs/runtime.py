@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import json
 import logging
 import os
 import signal
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from heygem_core.config import Settings, get_settings
+from heygem_core.jobs.delivery import WebhookDeliverer
 from heygem_core.jobs.heartbeat import ROLE_APP, Liveness, process_name
 from heygem_core.jobs.queue import JobQueue
 from heygem_core.jobs.redis_store import RedisStore
@@ -63,6 +65,18 @@ class Runtime:
 
     supervisor: WorkerSupervisor | None = None  # the worker process this app started
     liveness: Liveness | None = None
+    deliverer: WebhookDeliverer | None = None  # the webhook delivery loop (the app runs it)
+
+    def start_deliveries(self) -> None:
+        """Deliver the store's pending webhook calls, those a restart left included, each with
+        the batch's snapshot as this process's progress API returns it."""
+        if self.deliverer is None:
+            self.deliverer = WebhookDeliverer(self.store, self.settings, self.snapshot_json)
+            self.deliverer.start()
+
+    def snapshot_json(self, batch_id: str) -> str:
+        """The batch's snapshot as `GET /api/progress/{batch_id}` returns it."""
+        return json.dumps(self.snapshots.live(batch_id), ensure_ascii=False, separators=(",", ":"))
 
     def start_liveness(self, role: str = ROLE_APP, **info: object) -> None:
         """Hold this process's lease and run the reaper of dead workers' items (any store)."""
@@ -107,6 +121,8 @@ class Runtime:
         if self.supervisor is not None:
             self.supervisor.stop()
         self.queue.stop()
+        if self.deliverer is not None:
+            self.deliverer.stop()
         if self.liveness is not None:
             self.liveness.stop()
         self.store.close()

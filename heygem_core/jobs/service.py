@@ -24,6 +24,7 @@ from heygem_core.jobs.naming import check_pattern
 from heygem_core.jobs.queue import JobQueue
 from heygem_core.jobs.rules import held_by, settle_batch
 from heygem_core.jobs.store import ProgressStore
+from heygem_core.jobs.webhook import check_webhook, schedule_batch_event
 from heygem_core.realtime_log import log_event
 
 logger = logging.getLogger(__name__)
@@ -44,12 +45,16 @@ class BatchService:
     # --- making batches ------------------------------------------------------------------
 
     def submit(self, audios: Sequence[Upload], videos: Sequence[Upload], *, engine: str = "auto",
-               mode: str | None = None, owner: str = "", naming: str = "") -> tuple[str, bool]:
+               mode: str | None = None, owner: str = "", naming: str = "", webhook_url: str = "",
+               webhook_events: str = "") -> tuple[str, bool]:
         """Store the uploads, make the batch and queue its items, their outputs named by the
-        `naming` pattern (see `naming`; "" the mode's default). Returns (batch_id, created); the
-        same inputs while an identical batch is unfinished return that batch instead."""
+        `naming` pattern (see `naming`; "" the mode's default); `webhook_url` is called when the
+        batch ends (and when each item does, with `webhook_events` "item"). Returns
+        (batch_id, created); the same inputs while an identical batch is unfinished return that
+        batch instead."""
         batch_mode = self._check_request(audios, videos, engine, mode)
         naming = check_pattern(naming) if naming else ""
+        hook_url, hook_events = check_webhook(webhook_url, webhook_events)
         resolved = resolve_engine_name(engine, self.settings)  # decided once: every item uses it
         batch_id = uuid.uuid4().hex
         folder = self.settings.uploads_dir / batch_id
@@ -68,11 +73,14 @@ class BatchService:
                 return existing, False
             items = intake.make_items(batch_id, batch_mode, pairs, self.settings, naming, resolved)
             batch = Batch(batch_id=batch_id, mode=batch_mode, engine=resolved, items=items, owner=owner,
-                          fingerprint=inputs_key, created_at=time.time())
+                          fingerprint=inputs_key, created_at=time.time(), webhook_url=hook_url,
+                          webhook_events=hook_events)
             batch.status = batch_status_from_items(items)
             if batch.status.finished:
                 batch.finished_at = time.time()
             self.store.create_batch(batch)
+            if batch.status.finished:  # every input failed its probe: the batch ended at once
+                schedule_batch_event(self.store, batch)
             self._log_submitted(batch, engine)
             for item in items:
                 if item.status is ItemStatus.PENDING:

@@ -10,12 +10,12 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from heygem_core.errors import ErrorCode, HeyGemError
-from heygem_core.jobs.models import (Batch, BatchMode, BatchStatus, Item, ItemStatus, current_item,
-                                     eta_seconds, is_batch_id, progress_rate)
+from heygem_core.jobs.models import (Batch, BatchMode, BatchStatus, Delivery, DeliveryStatus, Item, ItemStatus,
+                                     current_item, eta_seconds, is_batch_id, progress_rate)
 from heygem_core.jobs.store import ProgressStore
 from heygem_core.metrics import system_metrics, system_metrics_json
 
@@ -39,17 +39,35 @@ def _item_view(item: Item, output_url: OutputUrl | None, engine: str) -> dict[st
             "duration_s": duration, "engine": engine, "output_name": item.output_name}
 
 
+def _delivery_view(delivery: Delivery) -> dict[str, Any]:
+    """One entry of the snapshot's `webhook.deliveries`: the event, its status, every attempt."""
+    pending = delivery.status is DeliveryStatus.PENDING
+    return {"delivery_id": delivery.delivery_id, "event": delivery.event.value,
+            "item_index": delivery.item_index, "status": delivery.status.value,
+            "next_attempt_at": delivery.next_at if pending else None,
+            "attempts": [asdict(a) for a in delivery.attempts]}
+
+
+def _webhook_view(batch: Batch, deliveries: list[Delivery] | None) -> dict[str, Any] | None:
+    """The snapshot's `webhook`: None for a batch without one."""
+    if not batch.webhook_url:
+        return None
+    return {"url": batch.webhook_url, "events": batch.webhook_events.value,
+            "deliveries": [_delivery_view(d) for d in deliveries or ()]}
+
+
 def _count(batch: Batch, *statuses: ItemStatus) -> int:
     return sum(1 for item in batch.items if item.status in statuses)
 
 
 def snapshot(batch: Batch, system: dict | None = None,
              output_url: OutputUrl | None = None,
-             now: float | None = None) -> dict[str, Any]:
+             now: float | None = None, deliveries: list[Delivery] | None = None) -> dict[str, Any]:
     """The progress snapshot of DESIGN.md, ready for `json.dumps` (enums as their values).
 
     `output_url(item)` makes the download link of a done item (None: no links); `system` is the
-    CPU / memory / GPU metrics dict; `now` defaults to the current time (for the ETA).
+    CPU / memory / GPU metrics dict; `now` defaults to the current time (for the ETA);
+    `deliveries` are the batch's webhook deliveries (shown under `webhook`).
     """
     now = time.time() if now is None else now
     running = current_item(batch)
@@ -76,6 +94,7 @@ def snapshot(batch: Batch, system: dict | None = None,
         "created_at": batch.created_at,
         "started_at": batch.started_at,
         "finished_at": batch.finished_at,
+        "webhook": _webhook_view(batch, deliveries),
     }
 
 
@@ -157,7 +176,11 @@ class SnapshotCache:
 
     def of(self, batch: Batch) -> dict[str, Any]:
         """The snapshot of a batch already read (history), without system metrics."""
-        return snapshot(batch, None, self.output_url)
+        return snapshot(batch, None, self.output_url, deliveries=self._deliveries(batch))
+
+    def _deliveries(self, batch: Batch) -> list[Delivery] | None:
+        """The batch's webhook deliveries (read only for a batch with a webhook)."""
+        return self.store.deliveries(batch.batch_id) if batch.webhook_url else None
 
     def _cached(self, batch_id: str | None, owner: str | None, fresh_s: float = 0.0) -> _Cached | None:
         """The batch's cached snapshot, checked against the store's version unless it was
@@ -188,7 +211,8 @@ class SnapshotCache:
         batch = self.store.get_batch(batch_id)
         if batch is None:
             raise HeyGemError(ErrorCode.NOT_FOUND, "batch")
-        cached = _Cached.of(version, batch.owner, snapshot(batch, None, self.output_url))
+        cached = _Cached.of(version, batch.owner,
+                            snapshot(batch, None, self.output_url, deliveries=self._deliveries(batch)))
         self._snapshots[batch_id] = cached
         return cached
 

@@ -19,14 +19,16 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from heygem_core.jobs.models import Batch, BatchStatus, Item, ItemStatus
-from heygem_core.jobs.store import BATCH_WRITABLE, ITEM_WRITABLE, ProgressStore, check_fields, encode_field
+from heygem_core.jobs.models import Batch, BatchStatus, Delivery, DeliveryStatus, Item, ItemStatus
+from heygem_core.jobs.store import (BATCH_WRITABLE, ITEM_WRITABLE, ProgressStore, check_fields, decode_attempts,
+                                    encode_attempts, encode_field)
 
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_S = 5.0
 LEASE_KEEP_S = 3600.0  # an expired lease row is deleted (by the next drop) after this long
-SCHEMA_VERSION = 2  # PRAGMA user_version of a store made by this code (2: leases and locks)
+SCHEMA_VERSION = 3  # PRAGMA user_version of a store made by this code (2: leases and locks;
+                    # 3: the manifest's item facts, webhooks and their deliveries)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -41,7 +43,9 @@ CREATE TABLE IF NOT EXISTS batches (
     finished_at      REAL,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     progress_floor   REAL NOT NULL DEFAULT 0,
-    version          INTEGER NOT NULL DEFAULT 1
+    version          INTEGER NOT NULL DEFAULT 1,
+    webhook_url      TEXT NOT NULL DEFAULT '',
+    webhook_events   TEXT NOT NULL DEFAULT 'batch'
 );
 CREATE INDEX IF NOT EXISTS batches_by_time ON batches (created_at);
 CREATE INDEX IF NOT EXISTS batches_by_fingerprint ON batches (fingerprint);
@@ -63,6 +67,12 @@ CREATE TABLE IF NOT EXISTS items (
     started_at    REAL,
     finished_at   REAL,
     attempts      INTEGER NOT NULL DEFAULT 0,
+    video_name    TEXT NOT NULL DEFAULT '',
+    audio_name    TEXT NOT NULL DEFAULT '',
+    fps           REAL,
+    input_seconds REAL,
+    output_seconds REAL,
+    render_seconds REAL,
     PRIMARY KEY (batch_id, idx)
 );
 CREATE INDEX IF NOT EXISTS items_by_status ON items (status);
@@ -76,10 +86,33 @@ CREATE TABLE IF NOT EXISTS locks (
     token         TEXT NOT NULL,
     expires_at    REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS deliveries (
+    delivery_id   TEXT PRIMARY KEY,
+    batch_id      TEXT NOT NULL REFERENCES batches (batch_id) ON DELETE CASCADE,
+    event         TEXT NOT NULL,
+    url           TEXT NOT NULL,
+    item_index    INTEGER,
+    status        TEXT NOT NULL,
+    created_at    REAL NOT NULL,
+    next_at       REAL NOT NULL,
+    body          TEXT NOT NULL DEFAULT '',
+    attempts      TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_at);
+CREATE INDEX IF NOT EXISTS deliveries_by_batch ON deliveries (batch_id);
 """
+# Columns added since a table was first made: a store made by older code gets them on opening.
+ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "batches": (("webhook_url", "TEXT NOT NULL DEFAULT ''"),
+                ("webhook_events", "TEXT NOT NULL DEFAULT 'batch'")),
+    "items": (("video_name", "TEXT NOT NULL DEFAULT ''"), ("audio_name", "TEXT NOT NULL DEFAULT ''"),
+              ("fps", "REAL"), ("input_seconds", "REAL"), ("output_seconds", "REAL"),
+              ("render_seconds", "REAL")),
+}
 
 _BATCH_COLUMNS = ("batch_id", "mode", "engine", "status", "owner", "fingerprint", "created_at",
-                  "started_at", "finished_at", "cancel_requested", "progress_floor")
+                  "started_at", "finished_at", "cancel_requested", "progress_floor", "webhook_url",
+                  "webhook_events")
 # Item field -> column, in the dataclass's field order (only the index is renamed: INDEX is an
 # SQL keyword). Rows are read in this order and passed to Item positionally.
 _ITEM_COLUMNS = {f.name: ("idx" if f.name == "index" else f.name) for f in fields(Item)}
@@ -87,6 +120,9 @@ _ITEM_SELECT = f"SELECT {', '.join(_ITEM_COLUMNS.values())} FROM items"
 _BATCH_SELECT = f"SELECT {', '.join(_BATCH_COLUMNS)} FROM batches"
 _UNFINISHED_BATCH = (BatchStatus.QUEUED.value, BatchStatus.PROCESSING.value)
 _UNFINISHED_ITEM = (ItemStatus.PENDING.value, ItemStatus.PROCESSING.value)
+# Delivery field -> column, in the dataclass's field order (rows are passed positionally).
+_DELIVERY_COLUMNS = tuple(f.name for f in fields(Delivery))
+_DELIVERY_SELECT = f"SELECT {', '.join(_DELIVERY_COLUMNS)} FROM deliveries"
 
 
 class SqliteStore(ProgressStore):
@@ -112,6 +148,7 @@ class SqliteStore(ProgressStore):
         conn.execute("PRAGMA foreign_keys = ON")
         with self._write():
             _create_schema(conn)
+            _add_missing_columns(conn)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     # -- transactions ------------------------------------------------------------------------
@@ -261,6 +298,48 @@ class SqliteStore(ProgressStore):
             row = conn.execute("SELECT token FROM locks WHERE name = ?", (name,)).fetchone()
         return row is not None and row[0] == token
 
+    # -- webhook deliveries ------------------------------------------------------------------
+
+    def add_delivery(self, delivery: Delivery) -> None:
+        now = time.time()
+        delivery.created_at = delivery.created_at or now
+        delivery.next_at = delivery.next_at or now
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM batches WHERE batch_id = ?",
+                            (delivery.batch_id,)).fetchone() is None:
+                raise KeyError(delivery.batch_id)
+            conn.execute(f"INSERT INTO deliveries ({', '.join(_DELIVERY_COLUMNS)}) "
+                         f"VALUES ({_marks(len(_DELIVERY_COLUMNS))}) ON CONFLICT DO NOTHING",
+                         _delivery_row(delivery))
+            _bump(conn, delivery.batch_id)
+
+    def deliveries(self, batch_id: str) -> list[Delivery]:
+        with self._lock:
+            rows = self._conn.execute(f"{_DELIVERY_SELECT} WHERE batch_id = ? "
+                                      "ORDER BY created_at, rowid", (batch_id,)).fetchall()
+        return [_delivery_from_row(row) for row in rows]
+
+    def take_due_deliveries(self, now: float, hold_s: float, limit: int = 10) -> list[Delivery]:
+        with self._write() as conn:
+            rows = conn.execute(f"{_DELIVERY_SELECT} WHERE status = ? AND next_at <= ? "
+                                "ORDER BY next_at, rowid LIMIT ?",
+                                (DeliveryStatus.PENDING.value, now, int(limit))).fetchall()
+            taken = [_delivery_from_row(row) for row in rows]
+            for delivery in taken:
+                delivery.next_at = now + hold_s
+                conn.execute("UPDATE deliveries SET next_at = ? WHERE delivery_id = ?",
+                             (delivery.next_at, delivery.delivery_id))
+        return taken
+
+    def save_delivery(self, delivery: Delivery) -> None:
+        with self._write() as conn:
+            if conn.execute("UPDATE deliveries SET status = ?, next_at = ?, body = ?, attempts = ? "
+                            "WHERE delivery_id = ?",
+                            (DeliveryStatus(delivery.status).value, delivery.next_at, delivery.body,
+                             encode_attempts(delivery.attempts), delivery.delivery_id)).rowcount == 0:
+                raise KeyError(delivery.delivery_id)
+            _bump(conn, delivery.batch_id)
+
     # -- reads -------------------------------------------------------------------------------
 
     def get_batch(self, batch_id: str) -> Batch | None:
@@ -353,6 +432,30 @@ def _create_schema(conn: sqlite3.Connection) -> None:
     for statement in SCHEMA.split(";"):
         if statement.strip():
             conn.execute(statement)
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """ALTER TABLE ... ADD COLUMN for each of ADDED_COLUMNS that a table lacks."""
+    for table, columns in ADDED_COLUMNS.items():
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        for name, declaration in columns:
+            if name not in present:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
+                log.info("progress store: added column %s.%s", table, name)
+
+
+def _delivery_row(delivery: Delivery) -> list[Any]:
+    """A delivery as the values of _DELIVERY_COLUMNS."""
+    values = {f: getattr(delivery, f) for f in _DELIVERY_COLUMNS}
+    values.update(event=delivery.event.value, status=delivery.status.value,
+                  attempts=encode_attempts(delivery.attempts))
+    return [values[f] for f in _DELIVERY_COLUMNS]
+
+
+def _delivery_from_row(row: Sequence[Any]) -> Delivery:
+    values = dict(zip(_DELIVERY_COLUMNS, row))
+    values["attempts"] = decode_attempts(values["attempts"])
+    return Delivery(**values)
 
 
 def _bump(conn: sqlite3.Connection, batch_id: str) -> None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from enum import Enum
-from dataclasses import fields
+from dataclasses import asdict, fields
 from typing import Any, Iterable
 
-from heygem_core.jobs.models import Batch, BatchMode, Item
+from heygem_core.jobs.models import Batch, BatchMode, Delivery, DeliveryAttempt, Item
 
 # What update_batch / update_item may write, by name.
 BATCH_WRITABLE = frozenset({"status", "started_at", "finished_at", "cancel_requested",
@@ -161,6 +161,29 @@ class ProgressStore(ABC):
         """Take the lock `name` for `ttl_s` seconds unless another token holds it unexpired;
         returns whether `token` now holds it. Never released: it expires (one reaper a pass)."""
 
+    # -- webhook deliveries: pending ones survive a restart; whoever delivers takes them -------
+
+    @abstractmethod
+    def add_delivery(self, delivery: Delivery) -> None:
+        """Store a new delivery of an existing batch (bumps the batch's version). `created_at`
+        and `next_at` are set to now when 0. An existing delivery id is left as it is (adding
+        the same event twice is one delivery). Unknown batch: KeyError."""
+
+    @abstractmethod
+    def deliveries(self, batch_id: str) -> list[Delivery]:
+        """The batch's deliveries, oldest first (none: [])."""
+
+    @abstractmethod
+    def take_due_deliveries(self, now: float, hold_s: float, limit: int = 10) -> list[Delivery]:
+        """Up to `limit` pending deliveries due by `now` (next_at <= now), the longest due first,
+        each moved to next_at = now + hold_s atomically, so that no other taker (of any
+        process) gets it meanwhile; one whose taker died is due again after hold_s."""
+
+    @abstractmethod
+    def save_delivery(self, delivery: Delivery) -> None:
+        """Write a taken delivery back: its status, next_at, body and attempts (bumps the batch's
+        version). Unknown delivery: KeyError."""
+
     def health(self) -> dict[str, str]:
         """What /healthz reports about the store's server ({}: nothing to report, a file)."""
         return {}
@@ -191,3 +214,12 @@ def encode_field(name: str, value: Any, status_type: type[Enum]) -> Any:
     if isinstance(value, bool):
         return int(value)
     return value
+
+
+def encode_attempts(attempts: list[DeliveryAttempt]) -> str:
+    """A delivery's attempts as JSON text (both stores keep them so)."""
+    return json.dumps([asdict(a) for a in attempts], ensure_ascii=False)
+
+
+def decode_attempts(text: str) -> list[DeliveryAttempt]:
+    return [DeliveryAttempt(**a) for a in json.loads(text or "[]")]

@@ -16,6 +16,7 @@ from heygem_core.errors import ErrorCode, HeyGemError
 from heygem_core.jobs.models import Item, ItemStatus, batch_status_from_items, progress_rate
 from heygem_core.jobs.rules import held_by, log_words, settle_batch
 from heygem_core.jobs.store import ProgressStore
+from heygem_core.jobs.webhook import schedule_item_event
 from heygem_core.pipeline import RenderResult, Stage, render
 from heygem_core.realtime_log import log_event
 
@@ -126,7 +127,9 @@ class ItemRunner:
         fields: dict[str, object] = {"status": status, "finished_at": time.time(), "worker": None}
         if result is not None:
             fields.update(output_path=str(result.output), frames_done=result.n_frames,
-                          frames_total=result.n_frames, warnings=result.warnings)
+                          frames_total=result.n_frames, warnings=result.warnings, fps=result.fps,
+                          output_seconds=round(result.duration, 3),
+                          render_seconds=round(result.timings.get("total", 0.0), 3))
         if error is not None:
             fields.update(error_code=error.code.value, error=error.message)
         if not self.store.update_item_if(item.batch_id, item.index, expect or held_by(item),
@@ -137,6 +140,8 @@ class ItemRunner:
         detail = f"{error.code.value}: {error.message}" if error else (result.output.name if result else "")
         log_event(f"{log_words(status.value)} {detail}".strip(), batch_id=item.batch_id, name=item.name,
                   level=logging.WARNING if status is ItemStatus.FAILED else logging.INFO)
+        batch = self.store.get_batch(item.batch_id)
+        schedule_item_event(self.store, batch, batch.items[item.index])  # as stored: its attempt
         settle_batch(self.store, item.batch_id)
 
 

@@ -1,5 +1,5 @@
-"""Making and changing batches: `POST /start_batch`, history, cancel, retry, and the finished
-videos one by one or as a ZIP."""
+"""Making and changing batches: `POST /start_batch`, history, cancel, retry, the finished
+videos one by one or as a ZIP, and the batch's manifest."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.background import BackgroundTask
 
 from heygem_core.errors import ErrorCode, HeyGemError
 from heygem_core.jobs.intake import Upload
+from heygem_core.jobs.manifest import CSV_NAME, JSON_NAME, Manifest, manifest_csv, manifest_json
 from heygem_core.jobs.models import Batch, ItemStatus
 from heygem_core.jobs.runtime import Runtime
 from heygem_web.deps import OwnerDep, RuntimeDep, SnapshotsDep
@@ -28,15 +29,20 @@ def start_batch(runtime: RuntimeDep, owner: OwnerDep,
                 videos: Annotated[list[UploadFile] | None, File()] = None,
                 engine: Annotated[str, Form()] = "auto",
                 mode: Annotated[str | None, Form()] = None,
-                naming: Annotated[str, Form()] = "") -> JSONResponse:
+                naming: Annotated[str, Form()] = "",
+                webhook_url: Annotated[str, Form()] = "",
+                webhook_events: Annotated[str, Form()] = "batch") -> JSONResponse:
     """Make a batch: one or more `audio` files, one or more `videos`; `mode` one_audio (default
     for one audio), one_video, or pairs; `naming` the output names' pattern ({video} {audio} {index}
-{batch} {engine} {date}; default {video}_synced, {audio}_synced for one_video). The same inputs
-while unfinished return the same batch."""
+{batch} {engine} {date}; default {video}_synced, {audio}_synced for one_video); `webhook_url` an
+http(s) URL the batch's final snapshot is POSTed to, signed (X-HeyGem-Signature), when it ends, and
+with `webhook_events` item also when each item ends. The same inputs while unfinished return the
+same batch."""
     uploads = [Upload(f.filename or "audio", f.file) for f in audio or []]
     clips = [Upload(f.filename or "video", f.file) for f in videos or []]
     batch_id, created = runtime.service.submit(uploads, clips, engine=engine, mode=mode,
-                                               owner=owner or "", naming=naming)
+                                               owner=owner or "", naming=naming, webhook_url=webhook_url,
+                                               webhook_events=webhook_events)
     return JSONResponse({"batch_id": batch_id, "created": created}, status_code=201 if created else 200)
 
 
@@ -70,9 +76,31 @@ def item_output(batch_id: str, index: int, runtime: RuntimeDep, owner: OwnerDep)
     return FileResponse(path, media_type="video/mp4", filename=item.output_name)
 
 
+@router.get("/api/batches/{batch_id}/manifest.csv", response_class=Response,
+            responses={200: {"content": {"text/csv": {}}, "description": "UTF-8 CSV with a BOM"}})
+def manifest_as_csv(batch_id: str, runtime: RuntimeDep, owner: OwnerDep) -> Response:
+    """The batch's manifest, one row per item: file, audio, status, reason_code, reason,
+    input_seconds, output_seconds, frames, fps, engine, render_seconds, output_name, warnings."""
+    batch = runtime.service.get(batch_id, owner)
+    return Response(manifest_csv(batch), media_type="text/csv; charset=utf-8",
+                    headers=_attachment(f"heygem_{batch_id[:8]}_{CSV_NAME}"))
+
+
+@router.get("/api/batches/{batch_id}/manifest.json", response_model=Manifest)
+def manifest_as_json(batch_id: str, runtime: RuntimeDep, owner: OwnerDep) -> Response:
+    """The batch's manifest as JSON: the batch's outcome and the same fields per item."""
+    batch = runtime.service.get(batch_id, owner)
+    return Response(manifest_json(batch), media_type="application/json",
+                    headers=_attachment(f"heygem_{batch_id[:8]}_{JSON_NAME}"))
+
+
+def _attachment(filename: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{filename}"'}
+
+
 @router.get("/api/batches/{batch_id}/download")
 def download(batch_id: str, runtime: RuntimeDep, owner: OwnerDep) -> FileResponse:
-    """A ZIP of every finished output of the batch."""
+    """A ZIP of every finished output of the batch, with its manifest.csv and manifest.json."""
     batch = runtime.service.get(batch_id, owner)
     files = _outputs(runtime, batch)
     if not files:
@@ -82,6 +110,8 @@ def download(batch_id: str, runtime: RuntimeDep, owner: OwnerDep) -> FileRespons
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
         for name, path in files:
             archive.write(path, arcname=name)
+        archive.writestr(CSV_NAME, manifest_csv(batch))
+        archive.writestr(JSON_NAME, manifest_json(batch))
     tmp.close()
     return FileResponse(tmp.name, media_type="application/zip",
                         filename=f"heygem_{batch_id[:8]}.zip",

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from heygem_core.jobs.rules import FINISHED_BATCH_STATUSES as FINISHED
 from heygem_web.ui.text import eta_text, status_word, t
-from heygem_web.urls import download_url
+from heygem_web.urls import download_url, manifest_url
 
 
 def progress_html(snap: dict, lang: str) -> str:
@@ -60,7 +60,8 @@ def items_html(snap: dict, lang: str) -> str:
 
 
 def results_html(snap: dict, lang: str) -> str:
-    """A player and a download link for each finished video; the ZIP once the batch ends."""
+    """A player and a download link for each finished video; the ZIP and the manifest once the
+    batch ends."""
     done = [i for i in snap.get("items", []) if i["status"] == "done" and i.get("output_url")]
     if not done:
         return ""
@@ -73,7 +74,8 @@ def results_html(snap: dict, lang: str) -> str:
     zip_link = ""
     if snap["status"] in FINISHED:
         zip_link = (f'<p><a id="hg-zip" href="{download_url(snap["batch_id"]).lstrip("/")}" download>'
-                    f'{t(lang, "zip")}</a></p>')
+                    f'{t(lang, "zip")}</a> · <a id="hg-manifest" '
+                    f'href="{manifest_url(snap["batch_id"]).lstrip("/")}" download>{t(lang, "manifest")}</a></p>')
     return f'{zip_link}<div class="hg-results">{"".join(cards)}</div>'
 
 

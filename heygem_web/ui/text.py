@@ -30,6 +30,7 @@ TEXT: dict[str, dict[str, str]] = {
     "results": {"zh": "生成结果", "en": "Results"},
     "download": {"zh": "下载", "en": "Download"},
     "zip": {"zh": "打包下载", "en": "Download all (ZIP)"},
+    "manifest": {"zh": "结果清单 (CSV)", "en": "Manifest (CSV)"},
     "idle": {"zh": "还没有任务:上传音频和视频,然后点击“开始批量生成”。",
              "en": "No batch yet: upload an audio and videos, then press Start."},
     "current": {"zh": "当前视频", "en": "Now making"},

@@ -18,7 +18,7 @@ from tests.jobs.batches import set_status as _set
 SNAPSHOT_KEYS = {"batch_id", "status", "current_video", "processed_count", "total_count",
                  "succeeded_count", "failed_count", "progress_rate", "current_frame",
                  "current_total_frames", "eta_seconds", "items", "system", "mode", "engine",
-                 "created_at", "started_at", "finished_at", "cancelled_count"}
+                 "created_at", "started_at", "finished_at", "cancelled_count", "webhook"}
 
 ITEM_KEYS = {"index", "name", "status", "output_url", "frames_done", "frames_total",
              "error_code", "error", "warnings", "worker", "duration_s", "engine", "output_name"}
@@ -106,7 +106,7 @@ def test_the_current_batch_and_the_idle_snapshot(counting: CountingStore) -> Non
     idle = json.loads(idle_json())
     assert idle["status"] == "idle" and idle["batch_id"] is None and idle["items"] == []
     assert set(idle) == SNAPSHOT_KEYS - {"mode", "engine", "created_at", "started_at", "finished_at",
-                                         "cancelled_count"}
+                                         "cancelled_count", "webhook"}
     counting.create_batch(make_batch("c" * 32, 1, owner="alice"))
     time.sleep(CURRENT_TTL_S + 0.05)  # "no current batch" is remembered this long
     assert cache.live(None)["batch_id"] == "c" * 32

@@ -48,7 +48,8 @@ def test_no_access_without_credentials(server, path):
 
 def test_users_see_only_their_own_batches(server, alice_batch):
     routes = [f"/api/progress/{alice_batch}", f"/api/batches/{alice_batch}/download",
-              f"/api/batches/{alice_batch}/items/0/output"]
+              f"/api/batches/{alice_batch}/items/0/output", f"/api/batches/{alice_batch}/manifest.csv",
+              f"/api/batches/{alice_batch}/manifest.json"]
     for route in routes:
         assert httpx.get(server.url + route, auth=ALICE, timeout=30).status_code == 200, route
         assert httpx.get(server.url + route, auth=BOB, timeout=30).status_code == 404, route

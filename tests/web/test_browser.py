@@ -129,7 +129,11 @@ def test_batch_in_the_browser(browser, server, inputs):
     with page.expect_download(timeout=60_000) as download:
         page.click("#hg-zip")
     names = zipfile.ZipFile(io.BytesIO(Path(download.value.path()).read_bytes())).namelist()
-    assert sorted(names) == ["teacher_01_synced.mp4", "teacher_02_synced.mp4"]
+    assert sorted(names) == ["manifest.csv", "manifest.json", "teacher_01_synced.mp4", "teacher_02_synced.mp4"]
+    with page.expect_download(timeout=60_000) as download:
+        page.click("#hg-manifest")
+    manifest = Path(download.value.path()).read_bytes()
+    assert manifest.startswith(b"\xef\xbb\xbf") and b"video_unreadable" in manifest
     page.close()
 
 

@@ -4,6 +4,9 @@ after kill -9, and path checks."""
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import hmac
 import io
 import json
 import os
@@ -20,8 +23,11 @@ import pytest
 
 from heygem_core.media import audio
 from heygem_core.media.probe import probe_video
+from tests.jobs.test_webhook import receiver  # noqa: F401 (a fixture: an HTTP receiver on 127.0.0.1)
 from tests.redis_util import REDIS_SERVER, SKIP_REASON, RedisServer
 from tests.server_util import ROOT, WAIT_S, Server
+
+WEBHOOK_SECRET = "server-test-secret"
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +48,8 @@ def speech_4s(samples_dir, speech_en) -> Path:
 def server(request, tmp_path_factory):
     """The app with its worker, on the SQLite store and queue, then on Redis: every test that
     uses it runs against both backends."""
-    env = {"HEYGEM_MAX_BATCH_ITEMS": "6", "HEYGEM_MAX_UPLOAD_MB": "5"}
+    env = {"HEYGEM_MAX_BATCH_ITEMS": "6", "HEYGEM_MAX_UPLOAD_MB": "5", "HEYGEM_WEBHOOK_SECRET": WEBHOOK_SECRET,
+           "HEYGEM_WEBHOOK_BACKOFF_S": "0.2", "HEYGEM_WEBHOOK_POLL_S": "0.1"}
     redis = None
     if request.param == "redis":
         if REDIS_SERVER is None:
@@ -153,8 +160,66 @@ def test_current_progress_history_and_zip(server, corrupt_batch):
     assert batch_id in [b["batch_id"] for b in history]
     response = httpx.get(f"{server.url}/api/batches/{batch_id}/download", timeout=60)
     assert response.status_code == 200
-    names = zipfile.ZipFile(io.BytesIO(response.content)).namelist()
-    assert sorted(names) == ["teacher_01_synced.mp4", "teacher_02_synced.mp4", "王老师 04_synced.mp4"]
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    assert sorted(archive.namelist()) == ["manifest.csv", "manifest.json", "teacher_01_synced.mp4",
+                                          "teacher_02_synced.mp4", "王老师 04_synced.mp4"]
+    alone = httpx.get(f"{server.url}/api/batches/{batch_id}/manifest.csv", timeout=10)
+    assert alone.status_code == 200 and alone.headers["content-type"].startswith("text/csv")
+    assert alone.content == archive.read("manifest.csv")
+
+
+def test_the_manifest_says_what_each_item_became(server, corrupt_batch, speech_2s):
+    batch_id, snap, _ = corrupt_batch
+    response = httpx.get(f"{server.url}/api/batches/{batch_id}/manifest.csv", timeout=10)
+    assert response.content.startswith(b"\xef\xbb\xbf")  # UTF-8 with a BOM: Excel shows 王老师
+    rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert [r["file"] for r in rows] == ["teacher_01.mp4", "teacher_02.mp4", "teacher_03.mp4", "王老师 04.mp4"]
+    assert [r["status"] for r in rows] == ["done", "done", "failed", "done"]
+    assert rows[2]["reason_code"] == "video_unreadable" and "teacher_03.mp4" in rows[2]["reason"]
+    assert all(r["audio"] == speech_2s.name for r in rows)
+    document = httpx.get(f"{server.url}/api/batches/{batch_id}/manifest.json", timeout=10).json()
+    assert document["status"] == "completed_with_errors" and document["succeeded_count"] == 3
+    for row, item in zip(document["items"], snap["items"]):
+        assert row["engine"] == snap["engine"] and row["status"] == item["status"]
+        if row["status"] == "done":
+            assert row["output_name"] == item["output_name"] and row["frames"] == item["frames_total"]
+            assert row["fps"] > 0 and row["input_seconds"] > 0 and row["render_seconds"] > 0
+            assert abs(row["output_seconds"] - 2.0) < 0.1
+            assert any(w.startswith("built-in engine:") for w in row["warnings"])
+    assert httpx.get(f"{server.url}/api/batches/{'0' * 32}/manifest.json", timeout=10).status_code == 404
+    paths = httpx.get(f"{server.url}/openapi.json", timeout=10).json()["paths"]
+    assert {"/api/batches/{batch_id}/manifest.csv", "/api/batches/{batch_id}/manifest.json"} <= set(paths)
+    fields = json.dumps(httpx.get(f"{server.url}/openapi.json", timeout=10).json()["components"])
+    assert "webhook_url" in fields and "webhook_events" in fields
+
+
+def test_a_webhook_gets_each_item_and_the_final_snapshot_signed(server, receiver, presenter_clip, speech_2s):
+    receiver.codes = [500]  # the first call fails: retried after the back-off
+    response = submit(server.url, files("audio", speech_2s, names=["hook.wav"]),
+                      files("videos", presenter_clip, names=["hook_clip.mp4"]),
+                      webhook_url=receiver.url, webhook_events="item")
+    assert response.status_code == 201, response.text
+    batch_id = response.json()["batch_id"]
+    wait_until(server.url, batch_id, finished)
+    calls = receiver.wait_for(3)
+    for call in calls:
+        expected = "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), call.body, hashlib.sha256).hexdigest()
+        assert call.headers["X-HeyGem-Signature"] == expected
+    items = [c for c in calls if c.headers["X-HeyGem-Event"] == "item"]
+    [batch_call] = [c for c in calls if c.headers["X-HeyGem-Event"] == "batch"]
+    assert len(items) == 2 and items[0].body == items[1].body  # the retry sends the same bytes
+    assert items[0].headers["X-HeyGem-Item"] == "0"
+    final = json.loads(batch_call.body)
+    assert final["batch_id"] == batch_id and final["status"] == "completed" and final["progress_rate"] == 1.0
+    assert final["items"][0]["output_url"].endswith(f"/api/batches/{batch_id}/items/0/output")
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        shown = httpx.get(f"{server.url}/api/progress/{batch_id}", timeout=10).json()["webhook"]
+        if [d["status"] for d in shown["deliveries"]] == ["delivered", "delivered"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert (shown["url"], shown["events"]) == (receiver.url, "item")
+    assert [[a["status_code"] for a in d["attempts"]] for d in shown["deliveries"]] == [[500, 200], [200]]
 
 
 def test_real_time_log(server, corrupt_batch):
@@ -234,6 +299,8 @@ def test_websocket_sends_the_same_snapshots(server, presenter_clip, speech_2s):
     ("too_many", 400, "batch_invalid"),
     ("too_big", 413, "file_too_large"),
     ("bad_mode", 400, "batch_invalid"),
+    ("bad_webhook", 400, "webhook_invalid"),
+    ("bad_webhook_events", 400, "webhook_invalid"),
 ])
 def test_requests_that_cannot_make_a_batch(server, presenter_clip, speech_2s, tmp_path, body, status, code):
     speech, clip = files("audio", speech_2s), files("videos", presenter_clip)
@@ -245,6 +312,8 @@ def test_requests_that_cannot_make_a_batch(server, presenter_clip, speech_2s, tm
         "too_many": (speech, files("videos", *[presenter_clip] * 7), {}),
         "too_big": (speech, files("videos", big), {}),
         "bad_mode": (speech, clip, {"mode": "everything"}),
+        "bad_webhook": (speech, clip, {"webhook_url": "file:///etc/passwd"}),
+        "bad_webhook_events": (speech, clip, {"webhook_url": "http://127.0.0.1:9/", "webhook_events": "all"}),
     }
     audios, videos, data = requests[body]
     response = submit(server.url, audios, videos, **data)
