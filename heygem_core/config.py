@@ -67,6 +67,10 @@ class Settings:
     wav2lip_pads: tuple[int, int, int, int] = (0, 10, 0, 0)  # px added to the face box: top, bottom, left,
                                                              # right (the official order and values)
     wav2lip_smooth_frames: int = 5               # face boxes smoothed over this many frames (official: 5)
+    track_cache: bool = True                     # HEYGEM_TRACK_CACHE=0: track every video anew, keep nothing
+    track_cache_dir: Path | None = None          # HEYGEM_TRACK_CACHE_DIR; None: workspace/cache/tracks
+    track_cache_max_bytes: int = 2 * 1024**3     # HEYGEM_TRACK_CACHE_MAX_MB: the oldest tracks (by mtime,
+                                                 # renewed on use) are removed above this
 
     @property
     def log_file(self) -> Path:
@@ -88,6 +92,11 @@ class Settings:
     def outputs_dir(self) -> Path:
         """Where finished videos go: HEYGEM_OUTPUT_DIR, else workspace/outputs."""
         return self.output_dir if self.output_dir is not None else self.workspace / "outputs"
+
+    @property
+    def track_cache_path(self) -> Path:
+        """Where tracked faces are kept: HEYGEM_TRACK_CACHE_DIR, else workspace/cache/tracks."""
+        return self.track_cache_dir if self.track_cache_dir is not None else self.workspace / "cache" / "tracks"
 
 
 def get_settings() -> Settings:
@@ -127,7 +136,16 @@ def get_settings() -> Settings:
         wav2lip_precision=env.get("HEYGEM_WAV2LIP_PRECISION", "auto"),
         wav2lip_pads=_pads(env.get("HEYGEM_WAV2LIP_PADS", "0,10,0,0")),
         wav2lip_smooth_frames=int(env.get("HEYGEM_WAV2LIP_SMOOTH_FRAMES", 5)),
+        track_cache=_flag(env.get("HEYGEM_TRACK_CACHE", "1")),
+        track_cache_dir=(Path(env["HEYGEM_TRACK_CACHE_DIR"]).expanduser().resolve()
+                         if env.get("HEYGEM_TRACK_CACHE_DIR") else None),
+        track_cache_max_bytes=int(float(env.get("HEYGEM_TRACK_CACHE_MAX_MB", 2048)) * 1024**2),
     )
+
+
+def _flag(value: str) -> bool:
+    """An on/off variable: 0, false, no and off (any case) are off, anything else on."""
+    return value.strip().lower() not in ("0", "false", "no", "off")
 
 
 def _pads(value: str) -> tuple[int, int, int, int]:
