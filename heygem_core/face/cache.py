@@ -4,6 +4,7 @@ of a batch, a retry, a later batch) read them back instead of running the tracke
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -122,7 +123,8 @@ class TrackCache:
             return None
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
             log.warning("dropping the unreadable cached track %s: %s", path.name, e)
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
             return None
         return track
 
