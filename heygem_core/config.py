@@ -74,6 +74,10 @@ class Settings:
                                                  # doubled after each further one (2, 4, 8, 16, 32 s)
     webhook_timeout_s: float = 10.0              # HEYGEM_WEBHOOK_TIMEOUT_S: one POST's connect + answer limit
     webhook_poll_s: float = 1.0                  # HEYGEM_WEBHOOK_POLL_S: how often due deliveries are looked for
+    track_cache: bool = True                     # HEYGEM_TRACK_CACHE=0: track every video anew, keep nothing
+    track_cache_dir: Path | None = None          # HEYGEM_TRACK_CACHE_DIR; None: workspace/cache/tracks
+    track_cache_max_bytes: int = 2 * 1024**3     # HEYGEM_TRACK_CACHE_MAX_MB: the oldest tracks (by mtime,
+                                                 # renewed on use) are removed above this
 
     @property
     def log_file(self) -> Path:
@@ -100,6 +104,11 @@ class Settings:
     def outputs_dir(self) -> Path:
         """Where finished videos go: HEYGEM_OUTPUT_DIR, else workspace/outputs."""
         return self.output_dir if self.output_dir is not None else self.workspace / "outputs"
+
+    @property
+    def track_cache_path(self) -> Path:
+        """Where tracked faces are kept: HEYGEM_TRACK_CACHE_DIR, else workspace/cache/tracks."""
+        return self.track_cache_dir if self.track_cache_dir is not None else self.workspace / "cache" / "tracks"
 
 
 def get_settings() -> Settings:
@@ -144,7 +153,16 @@ def get_settings() -> Settings:
         webhook_backoff_s=float(env.get("HEYGEM_WEBHOOK_BACKOFF_S", 2.0)),
         webhook_timeout_s=float(env.get("HEYGEM_WEBHOOK_TIMEOUT_S", 10.0)),
         webhook_poll_s=float(env.get("HEYGEM_WEBHOOK_POLL_S", 1.0)),
+        track_cache=_flag(env.get("HEYGEM_TRACK_CACHE", "1")),
+        track_cache_dir=(Path(env["HEYGEM_TRACK_CACHE_DIR"]).expanduser().resolve()
+                         if env.get("HEYGEM_TRACK_CACHE_DIR") else None),
+        track_cache_max_bytes=int(float(env.get("HEYGEM_TRACK_CACHE_MAX_MB", 2048)) * 1024**2),
     )
+
+
+def _flag(value: str) -> bool:
+    """An on/off variable: 0, false, no and off (any case) are off, anything else on."""
+    return value.strip().lower() not in ("0", "false", "no", "off")
 
 
 def _pads(value: str) -> tuple[int, int, int, int]:

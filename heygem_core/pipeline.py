@@ -6,6 +6,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -18,6 +19,7 @@ from heygem_core.config import Settings, get_settings
 from heygem_core.engines import FrameJob, LipSyncEngine, create_engine
 from heygem_core.errors import ErrorCode, HeyGemError
 from heygem_core.face import FaceTracker
+from heygem_core.face.cache import FaceFinder, Track, TrackCache, TrackRecorder
 from heygem_core.media.audio import AudioClip, read_audio
 from heygem_core.media.probe import VideoInfo, probe_video
 from heygem_core.media.reader import FrameSource
@@ -74,6 +76,10 @@ class _Run:
         ("decode", "track", "render", "encode"), 0.0))
     faces_found: int = 0
     last_report: float = 0.0
+    cache: TrackCache | None = None     # where this video's track is kept (None: caching off)
+    cache_key: str = ""
+    cached: Track | None = None         # the video's stored track: no tracking this time
+    recorder: TrackRecorder | None = None  # what this render tracked, stored when it completes
 
 
 def render(video: str | Path, audio: str | Path, out: str | Path, engine: str | LipSyncEngine = "auto",
@@ -99,7 +105,9 @@ def render(video: str | Path, audio: str | Path, out: str | Path, engine: str | 
     run = _Run(info, clip, lip_engine, n_out, report, cancel, settings)
     run.timings["probe"] = t_audio - t0
     run.timings["audio"] = time.perf_counter() - t_audio
+    _find_track(run)
     output = _render_frames(run, Path(video), Path(audio), Path(out))
+    _store_track(run)
     run.timings["total"] = time.perf_counter() - t0
     missing = n_out - run.faces_found
     warnings = [f"{missing} of {n_out} frames had no face and were left unchanged"] if missing else []
@@ -120,14 +128,14 @@ def _render_frames(run: _Run, video: Path, audio: Path, out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     with FrameSource(info, run.n_out, workdir=out.parent,
                      decode_threads=settings.decode_threads) as source, \
-            FaceTracker(fps=info.fps) as tracker, \
+            _face_finder(run) as find_face, \
             VideoWriter(out, info.width, info.height, info.fps, audio_path=audio,
                         preset=settings.encode_preset, crf=settings.encode_crf,
                         x264_params=settings.encode_x264_params,
                         colorspace=info.colorspace) as writer, \
             threadpool_limits(limits=1, user_api="blas"):  # tiny solves: threads only spin
         with Prefetch(source, QUEUE_DEPTH) as frames, \
-                Prefetch(_tracked(run, frames, tracker), QUEUE_DEPTH) as jobs, \
+                Prefetch(_tracked(run, frames, find_face), QUEUE_DEPTH) as jobs, \
                 WriteBehind(writer.write, QUEUE_DEPTH) as sink:
             pending: deque[FrameJob] = deque()
             batch: list[FrameJob] = []
@@ -151,10 +159,50 @@ def _render_frames(run: _Run, video: Path, audio: Path, out: Path) -> Path:
     return out
 
 
-def _tracked(run: _Run, source: Iterable[tuple[int, np.ndarray]], tracker: FaceTracker
+def _find_track(run: _Run) -> None:
+    """Look the video's track up in the cache (when on); its time counts as tracking."""
+    run.cache = TrackCache.from_settings(run.settings)
+    if run.cache is None:
+        return
+    t = time.perf_counter()
+    run.cache_key = run.cache.key(run.info.path, run.info.fps)
+    track = run.cache.load(run.cache_key)
+    if track is not None and track.covers(_source_frames(run)):
+        run.cached = track
+        logger.info("%s: using its cached face track (%d frames)", run.info.path.name, len(track.found))
+    run.timings["track"] += time.perf_counter() - t
+
+
+def _store_track(run: _Run) -> None:
+    """Keep what a complete render tracked; a failure to write only costs the next render time."""
+    if run.cache is None or run.recorder is None:
+        return
+    try:
+        run.cache.store(run.cache_key, run.recorder.track())
+    except OSError as e:
+        logger.warning("could not cache the face track of %s: %s", run.info.path.name, e)
+
+
+@contextmanager
+def _face_finder(run: _Run) -> Iterator[FaceFinder]:
+    """Faces from the cached track, else from a tracker whose results are recorded."""
+    if run.cached is not None:
+        yield run.cached.face
+        return
+    with FaceTracker(fps=run.info.fps) as tracker:
+        run.recorder = TrackRecorder(tracker)
+        yield run.recorder
+
+
+def _source_frames(run: _Run) -> int:
+    """How many source frames the render goes through."""
+    return max(1, min(run.info.n_frames, run.n_out))
+
+
+def _tracked(run: _Run, source: Iterable[tuple[int, np.ndarray]], find_face: FaceFinder
              ) -> Iterator[FrameJob]:
     """Frames to render, with their tracked face; enforces the no-face rule."""
-    n_src = max(1, min(run.info.n_frames, run.n_out))
+    n_src = _source_frames(run)
     frames = iter(source)
     for index in range(run.n_out):
         t = time.perf_counter()
@@ -163,7 +211,7 @@ def _tracked(run: _Run, source: Iterable[tuple[int, np.ndarray]], tracker: FaceT
         run.timings["decode"] += t_track - t
         if item is None:
             raise HeyGemError(ErrorCode.VIDEO_UNREADABLE, f"{run.info.path.name}: frames ran out at {index}")
-        face = tracker.track(item[1])
+        face = find_face(*item)
         run.timings["track"] += time.perf_counter() - t_track
         run.faces_found += face is not None
         if index + 1 == n_src and run.faces_found == 0:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("requires_cuda"):
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def track_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Face tracks cached by renders go to a folder of this session, not the real workspace."""
+    folder = tmp_path_factory.mktemp("track-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HEYGEM_TRACK_CACHE_DIR", str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")

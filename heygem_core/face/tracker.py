@@ -17,6 +17,8 @@ from heygem_core.face.smoothing import DEFAULT_FPS, FaceSmoother
 
 log = logging.getLogger(__name__)
 
+TRACK_VERSION = "1"          # bump when what `FaceTracker.track` returns changes: tracks cached by an
+                             # older version (see `face.cache`) are then no longer used
 ROI_SCALE = 2.0              # tracking crop side / landmark box side
 ROI_MAX_SIDE = 448           # px: a bigger tracking crop is scaled down to this (the face in it ~220 px);
                              # bilinear: INTER_AREA at such ratios costs 19 ms a frame, for no landmark gain
