@@ -16,7 +16,8 @@ from heygem_core.face import landmarks as fm
 
 CROP_X = (-0.62, 0.62)  # eye distances either side of the mouth centre kept in an exemplar
 CROP_Y = (-0.42, 0.5)  # eye distances above (-) and below the mouth centre
-MAX_PX_PER_EYE = 150.0  # exemplars are stored at most this sharp (px per eye distance)
+MAX_PX_PER_EYE = 320.0  # exemplars are stored at most this sharp (px per eye distance): a 1080p
+# close-up keeps its own sharpness (a full library of 240 is then ~75 MB)
 GAP_BIN, WIDTH_BIN, YAW_BIN = 0.012, 0.04, 0.08  # library slots: one exemplar per shape bin
 MAX_EXEMPLARS = 240
 GAP_SCALE, WIDTH_SCALE, YAW_SCALE = 0.015, 0.05, 0.06  # how much each mismatch costs
