@@ -49,5 +49,11 @@ def mouth_opening(points: np.ndarray) -> float:
     return gap / max(eye_distance(points), 1e-6)
 
 
+def mouth_width(points: np.ndarray) -> float:
+    """Mouth-corner distance |p[61] - p[291]| over the eye distance, for raw (468, 2) points."""
+    width = float(np.linalg.norm(points[MOUTH_LEFT] - points[MOUTH_RIGHT]))
+    return width / max(eye_distance(points), 1e-6)
+
+
 def eye_distance(points: np.ndarray) -> float:
     return float(np.linalg.norm(points[RIGHT_EYE_OUTER] - points[LEFT_EYE_OUTER]))

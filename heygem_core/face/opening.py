@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from heygem_core.face.landmarks import MOUTH_LEFT, MOUTH_RIGHT, eye_distance, mouth_opening
+from heygem_core.face.landmarks import mouth_opening, mouth_width
 from heygem_core.face.tracker import FaceTracker
 from heygem_core.media.probe import probe_video
 from heygem_core.media.reader import iter_frames
@@ -37,12 +37,6 @@ class OpeningTrack:
     def found(self) -> np.ndarray:
         """(n,) bool: frames with a face."""
         return ~np.isnan(self.opening)
-
-
-def mouth_width(points: np.ndarray) -> float:
-    """Mouth-corner distance |p[61] - p[291]| over the eye distance, for (468, 2) points."""
-    gap = float(np.linalg.norm(points[MOUTH_LEFT] - points[MOUTH_RIGHT]))
-    return gap / max(eye_distance(points), 1e-6)
 
 
 def measure_openings(path: str | Path, max_frames: int | None = None) -> OpeningTrack:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from heygem_core.engines.builtin.warp import MouthFrame, ThinPlateSpline, mouth_frame
+from heygem_core.engines.builtin.warp import MouthFrame, ThinPlateSpline, mouth_frame, spline_field
 from heygem_core.face import landmarks as fm
 
 CROP_X = (-0.62, 0.62)  # eye distances either side of the mouth centre kept in an exemplar
@@ -58,11 +58,9 @@ class Exemplar:
 
 def mouth_shape(points: np.ndarray) -> MouthShape:
     frame = mouth_frame(points)
-    gap = float(np.linalg.norm(points[fm.INNER_TOP] - points[fm.INNER_BOTTOM])) / frame.scale
-    width = 2 * frame.half_width / frame.scale
     eyes = (points[fm.LEFT_EYE_OUTER] + points[fm.RIGHT_EYE_OUTER]) / 2
     yaw = float((points[fm.NOSE_TIP] - eyes) @ frame.ex) / frame.scale
-    return MouthShape(gap, width, yaw)
+    return MouthShape(fm.mouth_opening(points), fm.mouth_width(points), yaw)
 
 
 def _crop_affine(frame: MouthFrame, px_per_eye: float) -> np.ndarray:
@@ -151,16 +149,7 @@ def _field(exemplar: Exemplar, target: np.ndarray, size: tuple[int, int], scale:
     thin-plate spline through the lip landmarks and a few face anchors around them."""
     idx = np.concatenate([LIP_POINTS, ANCHORS])
     spline = ThinPlateSpline(target[idx], exemplar.points[idx] - target[idx])
-    w, h = size
-    cell = max(2.0, scale / GRID_CELLS)
-    gx = np.linspace(0, w - 1, max(2, int(w / cell) + 1))
-    gy = np.linspace(0, h - 1, max(2, int(h / cell) + 1))
-    grid = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
-    offset = spline(grid).reshape(len(gy), len(gx), 2).astype(np.float32)
-    field = cv2.resize(offset, (w, h), interpolation=cv2.INTER_LINEAR)
-    field[..., 0] += np.arange(w, dtype=np.float32)[None, :]
-    field[..., 1] += np.arange(h, dtype=np.float32)[:, None]
-    return field
+    return spline_field(spline, (0, 0, *size), max(2.0, scale / GRID_CELLS), cv2.INTER_LINEAR)
 
 
 def _masks(lips: np.ndarray, shape: tuple[int, int], scale: float) -> tuple[np.ndarray, np.ndarray]:

@@ -140,12 +140,19 @@ def inverse_field(plan: MouthPlan, box: tuple[int, int, int, int]) -> np.ndarray
     ring = _ring(box)
     spline = ThinPlateSpline(np.concatenate([plan.dst, ring]),
                              np.concatenate([plan.src - plan.dst, np.zeros_like(ring)]))
-    cell = max(2.0, plan.frame.scale / GRID_CELLS)
+    return spline_field(spline, box, max(2.0, plan.frame.scale / GRID_CELLS), cv2.INTER_CUBIC)
+
+
+def spline_field(spline: ThinPlateSpline, box: tuple[int, int, int, int], cell: float,
+                 interpolation: int) -> np.ndarray:
+    """Remap table (h, w, 2) float32 of the box: each pixel plus the spline's offset there. The
+    spline is evaluated on a grid `cell` px apart and scaled up (it is smooth; finer adds nothing)."""
+    x0, y0, x1, y1 = box
     gx = np.linspace(x0, x1 - 1, max(2, int((x1 - x0) / cell) + 1))
     gy = np.linspace(y0, y1 - 1, max(2, int((y1 - y0) / cell) + 1))
     grid = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
     field = spline(grid).reshape(len(gy), len(gx), 2).astype(np.float32)
-    field = cv2.resize(field, (x1 - x0, y1 - y0), interpolation=cv2.INTER_CUBIC)
+    field = cv2.resize(field, (x1 - x0, y1 - y0), interpolation=interpolation)
     field[..., 0] += np.arange(x0, x1, dtype=np.float32)[None, :]
     field[..., 1] += np.arange(y0, y1, dtype=np.float32)[:, None]
     return field
