@@ -15,6 +15,7 @@ from tqdm import tqdm
 from heygem_core.config import get_settings
 from heygem_core.engines import ENGINE_CHOICES, create_engine, engine_statuses
 from heygem_core.errors import HeyGemError
+from heygem_core.face.choice import FaceChoice
 from heygem_core.jobs.naming import DEFAULT_PATTERN, NameFields, check_pattern, output_name
 from heygem_core.pipeline import Stage, render
 
@@ -34,6 +35,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         return 2
     try:
         pattern = check_pattern(args.naming)
+        face = face_choice(args)
     except HeyGemError as e:
         print(f"✗ {e}", file=sys.stderr)
         return 2
@@ -42,7 +44,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         for index, video in enumerate(videos):
             fields = NameFields(video.name, Path(args.audio).name, index, len(videos), "", engine.name, when)
             target = out_dir / output_name(pattern, fields, taken)
-            failures += not _render_one(video, Path(args.audio), target, engine, settings)
+            failures += not _render_one(video, Path(args.audio), target, engine, settings, face)
             overall.update(1)
     engine.close()
     done = len(videos) - failures
@@ -51,7 +53,20 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _render_one(video: Path, audio: Path, target: Path, engine, settings) -> bool:
+def face_choice(args: argparse.Namespace) -> FaceChoice:
+    """The face the --face-* flags choose (the same for every video); the largest without them."""
+    point = box = None
+    try:
+        if args.face_point:
+            point = [float(v) for v in args.face_point.split(",")]
+        if args.face_box:
+            box = [float(v) for v in args.face_box.split(",")]
+    except ValueError as e:
+        raise HeyGemError("bad_face_choice", detail=str(e)) from e
+    return FaceChoice.from_dict({"point": point, "box": box, "reference": args.face_ref})
+
+
+def _render_one(video: Path, audio: Path, target: Path, engine, settings, face: FaceChoice) -> bool:
     bar = tqdm(total=1, desc=video.name[:30], unit="frame", position=1, leave=False)
 
     def on_progress(stage: str, done: int, total: int) -> None:
@@ -60,7 +75,7 @@ def _render_one(video: Path, audio: Path, target: Path, engine, settings) -> boo
             bar.update(done - bar.n)
 
     try:
-        result = render(video, audio, target, engine, on_progress=on_progress, settings=settings)
+        result = render(video, audio, target, engine, on_progress=on_progress, settings=settings, face=face)
     except HeyGemError as e:
         tqdm.write(f"✗ {video.name}: [{e.code.value}] {e.message}")
         return False
@@ -144,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=ENGINE_CHOICES, default=None, help="default: auto")
     p.add_argument("--naming", default=DEFAULT_PATTERN,
                    help="output names: {video} {audio} {index} {engine} {date} (default: %(default)s)")
+    p.add_argument("--face-point", metavar="X,Y", help="with several faces: the one at this pixel")
+    p.add_argument("--face-box", metavar="X0,Y0,X1,Y1", help="with several faces: the one in this box")
+    p.add_argument("--face-ref", metavar="PHOTO", help="with several faces: the one most like this photo")
     p.set_defaults(func=cmd_render)
     p = sub.add_parser("engines", help="list the lip-sync engines and whether they can run")
     p.set_defaults(func=cmd_engines)

@@ -24,6 +24,7 @@ class ErrorCode(str, Enum):
     NOT_FOUND = "not_found"
     REQUEST_INVALID = "request_invalid"
     WEBHOOK_INVALID = "webhook_invalid"
+    BAD_FACE_CHOICE = "bad_face_choice"
     INTERNAL = "internal_error"
 
 
@@ -46,6 +47,8 @@ MESSAGES: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.REQUEST_INVALID: ("请求格式不正确", "The request is malformed"),
     ErrorCode.WEBHOOK_INVALID: ("回调地址无效(只接受 http:// 或 https:// 地址)",
                                 "The webhook URL is invalid (only http:// and https:// URLs are accepted)"),
+    ErrorCode.BAD_FACE_CHOICE: ("人脸选择无效(一个点、一个框或一张含人脸的参考照片)",
+                                "The face choice is invalid (a point, a box, or a reference photo with a face)"),
     ErrorCode.INTERNAL: ("内部错误,详情见运行日志", "Internal error; the run log has the details"),
 }
 

@@ -20,6 +20,7 @@ from heygem_core.engines import FrameJob, LipSyncEngine, create_engine
 from heygem_core.errors import ErrorCode, HeyGemError
 from heygem_core.face import FaceTracker
 from heygem_core.face.cache import FaceFinder, Track, TrackCache, TrackRecorder
+from heygem_core.face.choice import FaceChoice
 from heygem_core.media.audio import AudioClip, read_audio
 from heygem_core.media.probe import VideoInfo, probe_video
 from heygem_core.media.reader import FrameSource
@@ -72,6 +73,7 @@ class _Run:
     on_progress: ProgressCallback
     should_cancel: CancelCheck
     settings: Settings
+    face: FaceChoice = field(default_factory=FaceChoice)  # which face, when the video has several
     timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
         ("decode", "track", "render", "encode"), 0.0))
     faces_found: int = 0
@@ -84,8 +86,9 @@ class _Run:
 
 def render(video: str | Path, audio: str | Path, out: str | Path, engine: str | LipSyncEngine = "auto",
            *, on_progress: ProgressCallback | None = None, should_cancel: CancelCheck | None = None,
-           settings: Settings | None = None) -> RenderResult:
-    """Lip-sync `video` to `audio` into the MP4 `out`, as long as the audio.
+           settings: Settings | None = None, face: FaceChoice | None = None) -> RenderResult:
+    """Lip-sync `video` to `audio` into the MP4 `out`, as long as the audio; `face` says which
+    face where the video has several (default: the largest).
 
     Progress goes to `on_progress(stage, frames_done, frames_total)`, throttled; `should_cancel()`
     is asked every few frames and a True stops the render with `cancelled`. Any failure raises
@@ -102,7 +105,7 @@ def render(video: str | Path, audio: str | Path, out: str | Path, engine: str | 
     clip = read_audio(audio, settings)
     n_out = max(1, round(clip.duration * info.fps))
     lip_engine.start(clip, info.fps, n_out)
-    run = _Run(info, clip, lip_engine, n_out, report, cancel, settings)
+    run = _Run(info, clip, lip_engine, n_out, report, cancel, settings, face or FaceChoice())
     run.timings["probe"] = t_audio - t0
     run.timings["audio"] = time.perf_counter() - t_audio
     _find_track(run)
@@ -165,7 +168,7 @@ def _find_track(run: _Run) -> None:
     if run.cache is None:
         return
     t = time.perf_counter()
-    run.cache_key = run.cache.key(run.info.path, run.info.fps)
+    run.cache_key = run.cache.key(run.info.path, run.info.fps, run.face.key())
     track = run.cache.load(run.cache_key)
     if track is not None and track.covers(_source_frames(run)):
         run.cached = track
@@ -189,7 +192,7 @@ def _face_finder(run: _Run) -> Iterator[FaceFinder]:
     if run.cached is not None:
         yield run.cached.face
         return
-    with FaceTracker(fps=run.info.fps) as tracker:
+    with FaceTracker(fps=run.info.fps, choice=run.face) as tracker:
         run.recorder = TrackRecorder(tracker)
         yield run.recorder
 

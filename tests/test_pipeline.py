@@ -265,3 +265,29 @@ def test_still_frame_without_face_passes_through(presenter_clip, tmp_path):
     assert result.warnings
     out, src = frames_of(result.output), frames_of(path)
     assert psnr(out[15], src[15]) > 35
+
+
+def test_the_chosen_face_is_lip_synced_and_the_other_left_alone(speech_en, tmp_path):
+    """Two people in the frame: a point on the smaller one makes its mouth move, not the larger's."""
+    from heygem_core.face.choice import FaceChoice
+
+    head = cv2.cvtColor(make_samples.astronaut_rgb(), cv2.COLOR_RGB2BGR)[20:260, 100:350]
+    canvas = np.full((720, 1280, 3), 90, np.uint8)
+    boxes = {}
+    for side, scale, cx in (("left", 1.3, 320), ("right", 2.0, 960)):
+        h = cv2.resize(head, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        y, x = 360 - h.shape[0] // 2, cx - h.shape[1] // 2
+        canvas[y:y + h.shape[0], x:x + h.shape[1]] = h
+        boxes[side] = (x, y, x + h.shape[1], y + h.shape[0])
+    still = tmp_path / "two.png"
+    cv2.imwrite(str(still), canvas)
+    result = render(still, speech_en, tmp_path / "two_synced.mp4", "builtin", face=FaceChoice(point=(320, 360)))
+    out = np.stack(frames_of(result.output)).astype(np.float32)
+
+    def motion(side: str) -> float:
+        """How much the face moves over the video: the largest per-frame difference from its median."""
+        x0, y0, x1, y1 = boxes[side]
+        faces = out[:, y0:y1, x0:x1]
+        return float(np.abs(faces - np.median(faces, axis=0)).mean(axis=(1, 2, 3)).max())
+
+    assert motion("left") > 4 * motion("right")  # the chosen (smaller) face speaks, the largest stays

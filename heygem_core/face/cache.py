@@ -104,9 +104,11 @@ class TrackCache:
             return None
         return cls(settings.track_cache_path, settings.track_cache_max_bytes)
 
-    def key(self, video: Path, fps: float) -> str:
-        """The name of `video`'s track: its content hash, the tracker's version, the frame rate."""
-        return f"{video_digest(video)}-v{TRACK_VERSION}-{fps:.4f}"
+    def key(self, video: Path, fps: float, face: str = "") -> str:
+        """The name of `video`'s track: its content hash, the tracker's version, the frame rate,
+        and which face was chosen (`FaceChoice.key()`; "" for the default, the largest)."""
+        base = f"{video_digest(video)}-v{TRACK_VERSION}-{fps:.4f}"
+        return f"{base}-f{hashlib.sha256(face.encode()).hexdigest()[:12]}" if face else base
 
     def path(self, key: str) -> Path:
         return self.folder / f"{key}{SUFFIX}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 MAX_FACES = 4                # faces the whole-frame acquisition pass considers
 DETECTOR_CROP_SCALE = 2.5    # mesh crop side / detector box side, for detector-found faces
 
+# Picks one of several faces: (their boxes, their landmark points) -> index.
+Chooser = Callable[[Sequence[Box], Sequence[np.ndarray]], int]
+
 
 class Locator:
     """Finds a face in one image with no temporal state: static mesh, then full-range detector."""
@@ -29,22 +32,42 @@ class Locator:
         self._detector = detector_graph()
 
     def find(self, rgb: np.ndarray, near: Box | None = None,
-             small: bool = True) -> np.ndarray | None:
-        """(468, 2) points of the largest face (the one nearest `near` when given), or None.
+             small: bool = True, choose: Chooser | None = None) -> np.ndarray | None:
+        """(468, 2) points of the largest face (the one nearest `near` when given), or None; with
+        `choose` and no `near`, every face in the frame is looked for and `choose` picks one.
 
         `small=False` skips the search for faces too small for the mesh (~25 ms a frame).
         """
+        if choose is not None and near is None:
+            faces = self.all_faces(rgb)
+            return faces[choose([points_box(p, rgb.shape) for p in faces], faces)] if faces else None
         faces = mesh_points(self._mesh, rgb, (0, 0))
         if faces:
             return _pick_points(faces, near, rgb.shape)
         return self._find_small(rgb, near) if small else None
+
+    def all_faces(self, rgb: np.ndarray) -> list[np.ndarray]:
+        """Points of every face found: the mesh's own, then those only the full-range detector
+        sees (the mesh's detector misses the smaller of two faces), meshed on a crop each."""
+        faces = mesh_points(self._mesh, rgb, (0, 0))
+        covered = [points_box(p, rgb.shape) for p in faces]
+        for box in _detector_boxes(self._detector, rgb):
+            if any(_centre_inside(box, c) for c in covered):
+                continue
+            points = self._mesh_around(rgb, box)
+            if points is not None:
+                faces.append(points)
+                covered.append(points_box(points, rgb.shape))
+        return faces
 
     def _find_small(self, rgb: np.ndarray, near: Box | None) -> np.ndarray | None:
         """Full-range detector, then the mesh on an enlarged square crop around its pick."""
         boxes = _detector_boxes(self._detector, rgb)
         if not boxes:
             return None
-        box = boxes[_pick_box(boxes, near)]
+        return self._mesh_around(rgb, boxes[_pick_box(boxes, near)])
+
+    def _mesh_around(self, rgb: np.ndarray, box: Box) -> np.ndarray | None:
         square = square_around(box, DETECTOR_CROP_SCALE)
         faces = mesh_points(self._mesh, square_patch(rgb, square), square[:2])
         if not faces:
@@ -125,6 +148,12 @@ def square_patch(image: np.ndarray, square: Box, code: int | None = None) -> np.
     if any(pads):
         patch = cv2.copyMakeBorder(patch, *pads, cv2.BORDER_CONSTANT, value=0)
     return np.ascontiguousarray(patch)
+
+
+def _centre_inside(box: Box, other: Box) -> bool:
+    """Whether `box`'s centre lies in `other`."""
+    cx, cy = _centre(box)
+    return other[0] <= cx <= other[2] and other[1] <= cy <= other[3]
 
 
 def _centre(box: Box) -> np.ndarray:

@@ -10,6 +10,7 @@ import threading
 import cv2
 import numpy as np
 
+from heygem_core.face.choice import FaceChoice, FacePicker
 from heygem_core.face.landmarks import Box, Face, eye_distance
 from heygem_core.face.locator import Locator, points_box, square_around, square_patch
 from heygem_core.face.mesh import mesh_graph, mesh_points
@@ -30,7 +31,8 @@ JUMP_SCALE = 1.3             # eye-distance ratio that counts as a cut
 
 
 class FaceTracker:
-    """One face per video, the largest, tracked consistently frame to frame.
+    """One face per video, the largest or the one `choice` names, tracked consistently frame to
+    frame.
 
     Landmarks are smoothed with One-Euro filters (see `FaceSmoother`): a still face does not
     jitter and a fast mouth keeps its per-frame motion. Smoothing restarts after `MAX_MISSES`
@@ -38,8 +40,9 @@ class FaceTracker:
     the filters' cutoffs are in. Not thread-safe: one tracker per video stream.
     """
 
-    def __init__(self, smooth: bool = True, fps: float = DEFAULT_FPS) -> None:
+    def __init__(self, smooth: bool = True, fps: float = DEFAULT_FPS, choice: FaceChoice | None = None) -> None:
         self.smooth = smooth
+        self._picker = FacePicker(choice)
         self._locator = Locator()
         self._roi_mesh = mesh_graph(static=False, max_faces=1)
         self._smoother = FaceSmoother(fps)
@@ -92,7 +95,9 @@ class FaceTracker:
             self._roi = None
         rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
         small = self._misses < SEARCH_PATIENCE or self._misses % SEARCH_EVERY == 0
-        return self._locator.find(rgb, near=self._last_box, small=small)
+        choose = None if self._picker.choice.is_default else (
+            lambda boxes, faces: self._picker.pick(boxes, faces, frame_bgr))
+        return self._locator.find(rgb, near=self._last_box, small=small, choose=choose)
 
     def _track_roi(self, frame_bgr: np.ndarray, roi: Box) -> np.ndarray | None:
         side = roi[2] - roi[0]
