@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 STATUS_OF = {ErrorCode.NOT_FOUND: 404, ErrorCode.BATCH_INVALID: 400, ErrorCode.FILE_TOO_LARGE: 413,
              ErrorCode.ENGINE_UNAVAILABLE: 400, ErrorCode.REQUEST_INVALID: 400,
-             ErrorCode.WEBHOOK_INVALID: 400}
+             ErrorCode.WEBHOOK_INVALID: 400, ErrorCode.BAD_FACE_CHOICE: 400}
 CODE_OF = {404: ErrorCode.NOT_FOUND, 413: ErrorCode.FILE_TOO_LARGE}  # HTTP errors of the framework itself
 
 

@@ -17,10 +17,12 @@ from heygem_core import face
 from heygem_core.engines.builtin.articulation import LEAD_S
 from heygem_core.engines.builtin.visemes import viseme
 from heygem_core.errors import ErrorCode, HeyGemError
+from heygem_core.face.choice import FaceChoice
 from heygem_core.media import audio
 from heygem_core.media.probe import probe_video
 from heygem_core.media.reader import FrameSource, iter_frames, pingpong_index
 from heygem_core.pipeline import Stage, render
+from tests.face.frames import LEFT_X, two_people
 
 
 def frames_of(path: Path) -> list[np.ndarray]:
@@ -269,19 +271,11 @@ def test_still_frame_without_face_passes_through(presenter_clip, tmp_path):
 
 def test_the_chosen_face_is_lip_synced_and_the_other_left_alone(speech_en, tmp_path):
     """Two people in the frame: a point on the smaller one makes its mouth move, not the larger's."""
-    from heygem_core.face.choice import FaceChoice
-
     head = cv2.cvtColor(make_samples.astronaut_rgb(), cv2.COLOR_RGB2BGR)[20:260, 100:350]
-    canvas = np.full((720, 1280, 3), 90, np.uint8)
-    boxes = {}
-    for side, scale, cx in (("left", 1.3, 320), ("right", 2.0, 960)):
-        h = cv2.resize(head, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        y, x = 360 - h.shape[0] // 2, cx - h.shape[1] // 2
-        canvas[y:y + h.shape[0], x:x + h.shape[1]] = h
-        boxes[side] = (x, y, x + h.shape[1], y + h.shape[0])
+    canvas, boxes = two_people(head, head, 1.3, 2.0)
     still = tmp_path / "two.png"
     cv2.imwrite(str(still), canvas)
-    result = render(still, speech_en, tmp_path / "two_synced.mp4", "builtin", face=FaceChoice(point=(320, 360)))
+    result = render(still, speech_en, tmp_path / "two_synced.mp4", "builtin", face=FaceChoice(point=(LEFT_X, 360)))
     out = np.stack(frames_of(result.output)).astype(np.float32)
 
     def motion(side: str) -> float:

@@ -4,6 +4,7 @@ probe each by content, and say what each item will cost in frames."""
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import shutil
 import time
@@ -15,6 +16,7 @@ from typing import BinaryIO
 
 from heygem_core.config import Settings
 from heygem_core.errors import ErrorCode, HeyGemError
+from heygem_core.face.choice import FaceChoice, reference_signature
 from heygem_core.jobs.models import BatchMode, Item, ItemStatus
 from heygem_core.jobs.naming import NameFields, default_pattern, output_name, visible
 from heygem_core.media.audio import check_audio, load_audio
@@ -130,10 +132,40 @@ def _named(error: HeyGemError, name: str) -> HeyGemError:
     return HeyGemError(error.code, name)
 
 
+def face_choices(text: str, videos: Sequence[StoredFile], references: Sequence[StoredFile]
+                 ) -> dict[Path, FaceChoice]:
+    """The user's face choice per video from `text`, a JSON list in the order of the videos (null
+    or {} for the largest face, {"point": [x, y]}, {"box": [x0, y0, x1, y1]}, or {"reference":
+    "<file name of one of `references`>"}); keyed by the stored video's path."""
+    if not text.strip():
+        return {}
+    try:
+        entries = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise HeyGemError(ErrorCode.BAD_FACE_CHOICE, detail=str(e)) from e
+    if not isinstance(entries, list) or len(entries) > len(videos):
+        raise HeyGemError(ErrorCode.BAD_FACE_CHOICE, detail=f"a list of at most {len(videos)} choices, one per video")
+    photos = {ref.display_name: ref for ref in references}
+    choices = {}
+    for video, entry in zip(videos, entries):
+        if isinstance(entry, dict) and entry.get("reference") is not None:
+            photo = photos.get(display_name(str(entry["reference"])))
+            if photo is None:
+                raise HeyGemError(ErrorCode.BAD_FACE_CHOICE, detail=f"no uploaded photo {entry['reference']!r}")
+            entry = {**entry, "reference": str(photo.path)}
+        choice = FaceChoice.from_dict(entry if isinstance(entry, dict) or entry is None else {"point": entry})
+        if choice.reference is not None:
+            reference_signature(choice.reference)  # a photo without a face is refused now, not at render
+        choices[video.path] = choice
+    return choices
+
+
 def make_items(batch_id: str, mode: BatchMode, pairs: list[tuple[StoredFile, StoredFile]],
-               settings: Settings, naming: str = "", engine: str = "") -> list[Item]:
-    """One item per pair, its output named by the `naming` pattern (default: the mode's); an
-    input that fails its probe makes its item fail at once."""
+               settings: Settings, naming: str = "", engine: str = "",
+               faces: dict[Path, FaceChoice] | None = None) -> list[Item]:
+    """One item per pair, its output named by the `naming` pattern (default: the mode's), its
+    face the one `faces` chooses for its video (default: the largest); an input that fails its
+    probe makes its item fail at once."""
     pattern = naming or default_pattern(mode)
     when = time.time()
     probes: dict[Path, Probe] = {}
@@ -151,6 +183,8 @@ def make_items(batch_id: str, mode: BatchMode, pairs: list[tuple[StoredFile, Sto
                     output_name=output_name(pattern, NameFields(video.display_name, audio.display_name,
                                                                 index, len(pairs), batch_id, engine, when),
                                             names))
+        choice = (faces or {}).get(video.path)
+        item.face = json.dumps(choice.to_dict()) if choice is not None and not choice.is_default else ""
         _apply_probes(item, probes[video.path], probes[audio.path])
         items.append(item)
     return items
@@ -168,9 +202,10 @@ def _apply_probes(item: Item, video: Probe, audio: Probe) -> None:
 
 
 def fingerprint(mode: BatchMode, engine: str, owner: str, audios: Sequence[StoredFile],
-                videos: Sequence[StoredFile]) -> str:
-    """The same files (by content), mode, engine and owner give the same fingerprint."""
+                videos: Sequence[StoredFile], faces: dict[Path, FaceChoice] | None = None) -> str:
+    """The same files (by content), mode, engine, owner and face choices give the same fingerprint."""
     parts = [mode.value, engine, owner] + [f"a:{a.sha256}" for a in audios] + [f"v:{v.sha256}" for v in videos]
+    parts += [f"f:{i}:{faces[v.path].key()}" for i, v in enumerate(videos) if faces and v.path in faces]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 

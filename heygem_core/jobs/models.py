@@ -88,6 +88,7 @@ class Item:
     input_seconds: float | None = None   # the video's length (probed at submit)
     output_seconds: float | None = None  # the output's length (the audio's), once rendered
     render_seconds: float | None = None  # what the render took, probe to last frame written
+    face: str = ""             # which face, as `FaceChoice.to_dict()` JSON ("": the largest)
 
     def __post_init__(self) -> None:
         self.status = ItemStatus(self.status)  # accept the plain string value too

@@ -46,10 +46,11 @@ class BatchService:
 
     def submit(self, audios: Sequence[Upload], videos: Sequence[Upload], *, engine: str = "auto",
                mode: str | None = None, owner: str = "", naming: str = "", webhook_url: str = "",
-               webhook_events: str = "") -> tuple[str, bool]:
+               webhook_events: str = "", faces: str = "", face_refs: Sequence[Upload] = ()) -> tuple[str, bool]:
         """Store the uploads, make the batch and queue its items, their outputs named by the
         `naming` pattern (see `naming`; "" the mode's default); `webhook_url` is called when the
-        batch ends (and when each item does, with `webhook_events` "item"). Returns
+        batch ends (and when each item does, with `webhook_events` "item"); `faces` chooses the
+        face per video (see `intake.face_choices`; reference photos among `face_refs`). Returns
         (batch_id, created); the same inputs while an identical batch is unfinished return that
         batch instead."""
         batch_mode = self._check_request(audios, videos, engine, mode)
@@ -62,16 +63,18 @@ class BatchService:
             stored_audio = [intake.save_upload(u, folder, self.settings.max_upload_bytes) for u in audios]
             stored_video = [intake.save_upload(u, folder, self.settings.max_upload_bytes) for u in videos]
             pairs = intake.pair_inputs(batch_mode, stored_audio, stored_video)
+            stored_refs = [intake.save_upload(u, folder, self.settings.max_upload_bytes) for u in face_refs]
+            choices = intake.face_choices(faces, stored_video, stored_refs)
         except HeyGemError:
             intake.discard(folder)
             raise
-        inputs_key = intake.fingerprint(batch_mode, engine, owner, stored_audio, stored_video)
+        inputs_key = intake.fingerprint(batch_mode, engine, owner, stored_audio, stored_video, choices)
         with self._submit_lock:
             existing = self.store.find_unfinished(inputs_key, owner)
             if existing is not None:
                 intake.discard(folder)
                 return existing, False
-            items = intake.make_items(batch_id, batch_mode, pairs, self.settings, naming, resolved)
+            items = intake.make_items(batch_id, batch_mode, pairs, self.settings, naming, resolved, choices)
             batch = Batch(batch_id=batch_id, mode=batch_mode, engine=resolved, items=items, owner=owner,
                           fingerprint=inputs_key, created_at=time.time(), webhook_url=hook_url,
                           webhook_events=hook_events)

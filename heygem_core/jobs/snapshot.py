@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from heygem_core.errors import ErrorCode, HeyGemError
@@ -36,7 +37,18 @@ def _item_view(item: Item, output_url: OutputUrl | None, engine: str) -> dict[st
             "output_url": url, "frames_done": item.frames_done,
             "frames_total": item.frames_total, "error_code": item.error_code,
             "error": item.error, "warnings": list(item.warnings), "worker": item.worker,
-            "duration_s": duration, "engine": engine, "output_name": item.output_name}
+            "duration_s": duration, "engine": engine, "output_name": item.output_name,
+            "face": _face_view(item)}
+
+
+def _face_view(item: Item) -> dict[str, Any] | None:
+    """The item's face choice (None: the largest); a reference photo by its stored file name only."""
+    if not item.face:
+        return None
+    choice = json.loads(item.face)
+    if "reference" in choice:
+        choice["reference"] = Path(choice["reference"]).name
+    return choice
 
 
 def _delivery_view(delivery: Delivery) -> dict[str, Any]:

@@ -73,6 +73,7 @@ CREATE TABLE IF NOT EXISTS items (
     input_seconds REAL,
     output_seconds REAL,
     render_seconds REAL,
+    face          TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (batch_id, idx)
 );
 CREATE INDEX IF NOT EXISTS items_by_status ON items (status);
@@ -107,7 +108,7 @@ ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
                 ("webhook_events", "TEXT NOT NULL DEFAULT 'batch'")),
     "items": (("video_name", "TEXT NOT NULL DEFAULT ''"), ("audio_name", "TEXT NOT NULL DEFAULT ''"),
               ("fps", "REAL"), ("input_seconds", "REAL"), ("output_seconds", "REAL"),
-              ("render_seconds", "REAL")),
+              ("render_seconds", "REAL"), ("face", "TEXT NOT NULL DEFAULT ''")),
 }
 
 _BATCH_COLUMNS = ("batch_id", "mode", "engine", "status", "owner", "fingerprint", "created_at",

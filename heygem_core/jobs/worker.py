@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from heygem_core.config import Settings
 from heygem_core.engines import LipSyncEngine, create_engine, resolve_engine_name
 from heygem_core.errors import ErrorCode, HeyGemError
+from heygem_core.face.choice import FaceChoice
 from heygem_core.jobs.models import Item, ItemStatus, batch_status_from_items, progress_rate
 from heygem_core.jobs.rules import held_by, log_words, settle_batch
 from heygem_core.jobs.store import ProgressStore
@@ -111,8 +113,9 @@ class ItemRunner:
                 raise Interrupted
             return self.store.cancel_requested(item.batch_id)
 
+        face = FaceChoice.from_dict(json.loads(item.face)) if item.face else None
         return render(item.video_path, item.audio_path, out, self._engine(engine_name),
-                      on_progress=progress, should_cancel=should_cancel, settings=self.settings)
+                      on_progress=progress, should_cancel=should_cancel, settings=self.settings, face=face)
 
     def _engine(self, name: str) -> LipSyncEngine:
         resolved = resolve_engine_name(name, self.settings)

@@ -31,18 +31,23 @@ def start_batch(runtime: RuntimeDep, owner: OwnerDep,
                 mode: Annotated[str | None, Form()] = None,
                 naming: Annotated[str, Form()] = "",
                 webhook_url: Annotated[str, Form()] = "",
-                webhook_events: Annotated[str, Form()] = "batch") -> JSONResponse:
+                webhook_events: Annotated[str, Form()] = "batch",
+                faces: Annotated[str, Form()] = "",
+                face_refs: Annotated[list[UploadFile] | None, File()] = None) -> JSONResponse:
     """Make a batch: one or more `audio` files, one or more `videos`; `mode` one_audio (default
     for one audio), one_video, or pairs; `naming` the output names' pattern ({video} {audio} {index}
 {batch} {engine} {date}; default {video}_synced, {audio}_synced for one_video); `webhook_url` an
 http(s) URL the batch's final snapshot is POSTed to, signed (X-HeyGem-Signature), when it ends, and
-with `webhook_events` item also when each item ends. The same inputs while unfinished return the
-same batch."""
+with `webhook_events` item also when each item ends; `faces` a JSON list, one entry per video in
+order, choosing the face where a video has several: null (the largest), {"point": [x, y]},
+{"box": [x0, y0, x1, y1]} in the video's pixels, or {"reference": "<name of a `face_refs` photo>"}.
+The same inputs while unfinished return the same batch."""
     uploads = [Upload(f.filename or "audio", f.file) for f in audio or []]
     clips = [Upload(f.filename or "video", f.file) for f in videos or []]
+    photos = [Upload(f.filename or "face", f.file) for f in face_refs or []]
     batch_id, created = runtime.service.submit(uploads, clips, engine=engine, mode=mode,
                                                owner=owner or "", naming=naming, webhook_url=webhook_url,
-                                               webhook_events=webhook_events)
+                                               webhook_events=webhook_events, faces=faces, face_refs=photos)
     return JSONResponse({"batch_id": batch_id, "created": created}, status_code=201 if created else 200)
 
 

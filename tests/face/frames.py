@@ -8,6 +8,7 @@ import numpy as np
 from heygem_core import face as fm
 
 GREY = 90  # canvas background level
+LEFT_X, RIGHT_X = 320, 960  # centres of the two heads of `two_people`
 
 
 def on_canvas(image: np.ndarray, size: tuple[int, int], at: tuple[int, int],
@@ -47,3 +48,26 @@ def open_mouth(image: np.ndarray, points: np.ndarray, drop: float) -> np.ndarray
 
 def centre(box: tuple[int, int, int, int]) -> np.ndarray:
     return np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
+
+
+def other_person(head: np.ndarray) -> np.ndarray:
+    """A face that looks unlike the astronaut's: mirrored (the light from the other side),
+    another skin hue, darker."""
+    mirrored = cv2.flip(head, 1)
+    hsv = cv2.cvtColor(mirrored, cv2.COLOR_BGR2HSV)
+    hsv[..., 0] = ((hsv[..., 0].astype(int) + 12) % 180).astype(np.uint8)
+    toned = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
+    return np.clip((toned / 255.0) ** 1.4 * 255, 0, 255).astype(np.uint8)
+
+
+def two_people(left: np.ndarray, right: np.ndarray, left_scale: float, right_scale: float
+               ) -> tuple[np.ndarray, dict[str, tuple[int, int, int, int]]]:
+    """A 1280x720 frame with `left` and `right` scaled, centred at LEFT_X and RIGHT_X; and their boxes."""
+    canvas = np.full((720, 1280, 3), GREY, np.uint8)
+    boxes = {}
+    for side, image, scale, cx in (("left", left, left_scale, LEFT_X), ("right", right, right_scale, RIGHT_X)):
+        h = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        y, x = 360 - h.shape[0] // 2, cx - h.shape[1] // 2
+        canvas[y:y + h.shape[0], x:x + h.shape[1]] = h
+        boxes[side] = (x, y, x + h.shape[1], y + h.shape[0])
+    return canvas, boxes

@@ -13,28 +13,7 @@ from heygem_core.errors import ErrorCode, HeyGemError
 from heygem_core.face import FaceTracker
 from heygem_core.face.choice import FaceChoice, reference_signature
 
-from tests.face.frames import GREY, centre
-
-LEFT_X, RIGHT_X = 320, 960  # centres of the two heads on the canvas
-
-
-def other_person(head: np.ndarray) -> np.ndarray:
-    """A face that looks unlike the astronaut's: mirrored (the light from the other side),
-    another skin hue, darker."""
-    mirrored = cv2.flip(head, 1)
-    hsv = cv2.cvtColor(mirrored, cv2.COLOR_BGR2HSV)
-    hsv[..., 0] = ((hsv[..., 0].astype(int) + 12) % 180).astype(np.uint8)
-    toned = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
-    return np.clip((toned / 255.0) ** 1.4 * 255, 0, 255).astype(np.uint8)
-
-
-def two_people(left: np.ndarray, right: np.ndarray, left_scale: float, right_scale: float) -> np.ndarray:
-    canvas = np.full((720, 1280, 3), GREY, np.uint8)
-    for image, scale, cx in ((left, left_scale, LEFT_X), (right, right_scale, RIGHT_X)):
-        h = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        y, x = 360 - h.shape[0] // 2, cx - h.shape[1] // 2
-        canvas[y:y + h.shape[0], x:x + h.shape[1]] = h
-    return canvas
+from tests.face.frames import GREY, LEFT_X, RIGHT_X, centre, other_person, two_people
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +24,7 @@ def head(astronaut: np.ndarray) -> np.ndarray:
 @pytest.fixture(scope="module")
 def frame(head: np.ndarray) -> np.ndarray:
     """The astronaut small on the left, another person larger on the right."""
-    return two_people(head, other_person(head), 1.3, 2.0)
+    return two_people(head, other_person(head), 1.3, 2.0)[0]
 
 
 def tracked_x(frame: np.ndarray, choice: FaceChoice, frames: int = 1) -> float:

@@ -21,7 +21,7 @@ SNAPSHOT_KEYS = {"batch_id", "status", "current_video", "processed_count", "tota
                  "created_at", "started_at", "finished_at", "cancelled_count", "webhook"}
 
 ITEM_KEYS = {"index", "name", "status", "output_url", "frames_done", "frames_total",
-             "error_code", "error", "warnings", "worker", "duration_s", "engine", "output_name"}
+             "error_code", "error", "warnings", "worker", "duration_s", "engine", "output_name", "face"}
 
 
 def test_snapshot_keys_and_json() -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import make_samples
+import numpy as np
 import pytest
 
 from heygem_core.media import audio
@@ -291,6 +292,35 @@ def test_websocket_sends_the_same_snapshots(server, presenter_clip, speech_2s):
             except Exception:  # the server closes the socket when the batch ends
                 break
     assert snaps and snaps[-1]["status"] == "completed" and snaps[-1]["progress_rate"] == 1.0
+
+
+def test_the_face_is_chosen_per_video(server, speech_2s, tmp_path):
+    """Two people in one still: the first video by a point on the smaller, the second by a
+    reference photo; stored with each item, shown in the snapshot, both render."""
+    import cv2
+
+    from tests.face.frames import LEFT_X, other_person, two_people
+
+    head = cv2.cvtColor(make_samples.astronaut_rgb(), cv2.COLOR_RGB2BGR)[20:260, 100:350]
+    frame, _ = two_people(head, other_person(head), 1.3, 2.0)
+    still, photo = tmp_path / "two.png", tmp_path / "astronaut.png"
+    cv2.imwrite(str(still), cv2.resize(frame, (640, 360)))
+    cv2.imwrite(str(photo), head)
+    faces = json.dumps([{"point": [LEFT_X / 2, 180]}, {"reference": "astronaut.png"}])
+    response = httpx.post(f"{server.url}/start_batch", data={"faces": faces}, timeout=120,
+                          files=files("audio", speech_2s) + files("videos", still, still, names=["a.png", "b.png"])
+                          + files("face_refs", photo))
+    assert response.status_code == 201, response.text
+    snap = wait_until(server.url, response.json()["batch_id"], finished)
+    assert snap["status"] == "completed", snap
+    assert snap["items"][0]["face"] == {"point": [LEFT_X / 2, 180]}
+    assert snap["items"][1]["face"]["reference"].endswith(".png")
+    blank = tmp_path / "wall.png"
+    cv2.imwrite(str(blank), np.full((200, 200, 3), 90, np.uint8))
+    for bad, refs in (("[[1]]", []), ('[{"reference": "missing.png"}]', []), ('[{"reference": "wall.png"}]', [blank])):
+        response = httpx.post(f"{server.url}/start_batch", data={"faces": bad}, timeout=120,
+                              files=files("audio", speech_2s) + files("videos", still) + files("face_refs", *refs))
+        assert response.status_code == 400 and response.json()["error_code"] == "bad_face_choice", response.text
 
 
 @pytest.mark.parametrize("body, status, code", [
