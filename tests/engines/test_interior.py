@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from heygem_core.engines.builtin.interior import paint_interior
+from heygem_core.engines.builtin.interior import paint_interior, seal_lips
 from heygem_core.engines.builtin.warp import INNER_CONTOUR, MouthPlan, plan_mouth
 from heygem_core.face import landmarks as fm
 
@@ -165,3 +165,19 @@ def test_nothing_is_painted_where_the_mouth_opens_no_wider_than_the_source() -> 
     out = image.copy()
     paint_interior(out, plan, (0, 0), LIPS, TEETH)
     assert np.array_equal(out, image)
+
+
+def test_closed_lips_hide_what_was_between_them() -> None:
+    """A closing target over a mouth that showed teeth: the slit between the target inner lips
+    turns to the dark line where lips meet; an open target is left alone."""
+    points = synthetic_points()
+    image = frame_with_lips(points)
+    centre = tuple(int(v) for v in MOUTH)
+    image[centre[1] - 2:centre[1] + 3, int(MOUTH[0] - 20):int(MOUTH[0] + 20)] = TEETH.astype(np.uint8)
+    closed, opened = image.copy(), image.copy()
+    seal_lips(closed, plan_mouth(points, 0.0, 0.0), (0, 0), LIPS)
+    seal_lips(opened, plan_mouth(points, 0.6, 0.0), (0, 0), LIPS)
+    assert np.array_equal(opened, image)
+    middle = closed[centre[1], centre[0]].astype(np.float32)
+    assert float(middle @ GREY) < 0.8 * float(LIPS @ GREY)  # darker than the lips: their junction
+    assert float(closed[centre[1] + 8, centre[0]] @ GREY) == pytest.approx(float(image[centre[1] + 8, centre[0]] @ GREY))

@@ -16,7 +16,7 @@ from heygem_core.engines.base import EngineStatus, FrameJob, LipSyncEngine
 from heygem_core.engines.builtin import LABEL, NAME, engine_status
 from heygem_core.engines.builtin.articulation import MouthTrack, articulate
 from heygem_core.engines.builtin.exemplars import Exemplar, ExemplarLibrary, MouthShape, mouth_shape, paste
-from heygem_core.engines.builtin.interior import paint_interior
+from heygem_core.engines.builtin.interior import paint_interior, seal_lips
 from heygem_core.engines.builtin.warp import (INNER_CONTOUR, ROUND_NARROW, MouthPlan, inverse_field, plan_mouth,
                                               target_gap_of)
 from heygem_core.face import landmarks as fm
@@ -163,11 +163,12 @@ def reshape_mouth(image: np.ndarray, points: np.ndarray, opening: float, roundin
         return image
     warped = cv2.remap(image, inverse_field(plan, box), None, cv2.INTER_LINEAR,
                        borderMode=cv2.BORDER_REPLICATE)
+    colours = colours or mouth_colours(image, points)
     if exemplar is not None:
         paste(warped, (x0, y0), exemplar, plan.target_points, plan.frame)
     else:
-        colours = colours or mouth_colours(image, points)
         paint_interior(warped, plan, (x0, y0), colours.lips, colours.teeth)
+    seal_lips(warped, plan, (x0, y0), colours.lips)
     mask = _feathered_mask(polygon - (x0, y0), (y1 - y0, x1 - x0), FEATHER * plan.frame.scale)
     roi = image[y0:y1, x0:x1]
     roi[:] = cv2.blendLinear(warped, roi, mask, 1.0 - mask)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from heygem_core.engines.builtin.warp import INNER_CONTOUR, MouthPlan
+from heygem_core.engines.builtin.warp import INNER_CONTOUR, MIN_GAP, MouthPlan
 from heygem_core.face import landmarks as fm
 
 INTERIOR_FADE = 0.05  # eye distances of extra opening over which the painted interior fades in
@@ -63,6 +63,10 @@ PAINT_SCALE = 150.0  # px: the grid has at most this many nodes an eye distance 
 BLUR_STEP = 1.0  # ... unless the frame is sharper: a grid step is at most this many blur sigmas
 UPSCALE_SOFTNESS = 0.5  # px of blur sigma that scaling a grid up adds, a px of its step
 GREY = np.array([0.114, 0.587, 0.299], np.float32)  # BGR to luma
+SEAL_FROM = 0.035  # eye distances: a target gap narrower than this starts to close the lips over
+# whatever shows between them (a source that never closes its mouth leaves teeth in the slit)
+SEAL_GROW = 0.004  # eye distances the sealed slit reaches past the inner lip lines (at least 1 px)
+SEAL_JUNCTION = 0.68  # where closed lips meet they are this dark relative to the lip colour
 MOUTH_POINTS = (INNER_CONTOUR + fm.LIPS_INNER_UPPER + fm.LIPS_INNER_LOWER
                 + (fm.MOUTH_LEFT, fm.MOUTH_RIGHT))  # the landmarks the painting is laid out by
 
@@ -113,6 +117,31 @@ def paint_interior(roi: np.ndarray, plan: MouthPlan, origin: tuple[int, int],
     alpha = np.minimum(cv2.GaussianBlur(cavity, (0, 0), max(blur, 0.5)), cavity) * np.float32(strength)
     patch = roi[y0:y1, x0:x1]
     patch[:] = cv2.blendLinear(layer, patch, alpha, 1 - alpha)
+
+
+def seal_lips(roi: np.ndarray, plan: MouthPlan, origin: tuple[int, int], lip_colour: np.ndarray) -> None:
+    """Close the slit between the target inner lips in `roi` (top-left `origin` in the frame), as
+    far as the target gap is under SEAL_FROM: lips that meet show the dark line of their junction,
+    not the teeth of a source mouth that was open."""
+    scale = plan.frame.scale
+    amount = _ramp(plan.target_gap / scale, SEAL_FROM, MIN_GAP)
+    if amount <= 0.0:
+        return
+    grow = max(1.0, SEAL_GROW * scale)
+    contour = plan.target_points[list(INNER_CONTOUR)] - np.array(origin, np.float32)
+    h, w = roi.shape[:2]
+    x0, y0 = np.maximum(np.floor(contour.min(0) - 2 * grow).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(contour.max(0) + 2 * grow).astype(int) + 1, (w, h))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return
+    slit = _polygon_mask((y1 - y0, x1 - x0), contour - (x0, y0))
+    radius = int(round(grow))
+    slit = cv2.dilate(slit, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
+    alpha = cv2.GaussianBlur(slit, (0, 0), grow / 2) * np.float32(amount)
+    patch = roi[y0:y1, x0:x1]
+    junction = np.empty_like(patch)
+    junction[:] = np.clip(lip_colour * SEAL_JUNCTION, 0, 255).astype(np.uint8)
+    patch[:] = cv2.blendLinear(junction, patch, alpha, 1 - alpha)
 
 
 def mouth_space(plan: MouthPlan, step: float = 1.0) -> MouthSpace:
