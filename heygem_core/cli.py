@@ -1,4 +1,5 @@
-"""`python -m heygem_core render|engines|bench`: a thin command line over the core."""
+"""`python -m heygem_core render|engines|check|worker|queue|bench`: a thin command line over the
+core."""
 
 from __future__ import annotations
 
@@ -141,6 +142,58 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+QUEUE_ACTIONS = ("show", "pause", "resume", "front", "cancel")
+
+
+def cmd_queue(args: argparse.Namespace) -> int:
+    """Show the line of the workspace's store (SQLite, or Redis with HEYGEM_REDIS_URL), or change
+    it: pause, resume, move a batch to the front, cancel a batch or one of its items."""
+    from heygem_core.jobs.queue import JobQueue
+    from heygem_core.jobs.runtime import open_store
+    from heygem_core.jobs.service import BatchService
+    from heygem_core.jobs.snapshot import queue_line
+    from heygem_core.realtime_log import setup_realtime_log
+
+    settings = get_settings()
+    if args.action in ("front", "cancel") and not args.batch:
+        print(f"✗ queue {args.action} needs a batch id", file=sys.stderr)
+        return 2
+    setup_realtime_log(settings.log_file, backups=settings.log_backups, rotate=False)
+    with open_store(settings) as store:
+        service = BatchService(store, JobQueue(settings), settings)
+        try:
+            _queue_action(service, args)
+        except HeyGemError as e:
+            print(f"✗ {e}", file=sys.stderr)
+            return 2
+        _print_line(queue_line(store))
+    return 0
+
+
+def _queue_action(service, args: argparse.Namespace) -> None:
+    if args.action == "pause":
+        service.pause()
+    elif args.action == "resume":
+        service.resume()
+    elif args.action == "front":
+        service.move_to_front(args.batch)
+    elif args.action == "cancel" and args.index is None:
+        service.cancel(args.batch)
+    elif args.action == "cancel":
+        item = service.cancel_item(args.batch, args.index)
+        print(f"item {item.index} ({item.name}): {item.status.value}"
+              + (", stopping" if item.cancel_requested and not item.status.finished else ""))
+
+
+def _print_line(line: dict) -> None:
+    print(f"queue {'paused' if line['paused'] else 'running'}, {line['length']} unfinished batch(es)")
+    for entry in line["batches"]:
+        now = f", rendering {entry['running']}" if entry["running"] else ""
+        print(f"{entry['position']:>3}. {entry['batch_id'] or '(another user)'} {entry['status']} "
+              f"{entry['processed_count']}/{entry['total_count']} done, "
+              f"{entry['pending_count']} waiting{now}")
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Speed and memory table of every available engine."""
     from heygem_core.bench import run_bench
@@ -171,6 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, metavar="cpu|cuda:N",
                    help="device of this worker (default: HEYGEM_DEVICE, else auto)")
     p.set_defaults(func=cmd_worker)
+    p = sub.add_parser("queue", help="show the line of batches, pause or resume it, move a batch "
+                                     "to the front, cancel a batch or one item")
+    p.add_argument("action", nargs="?", choices=QUEUE_ACTIONS, default="show")
+    p.add_argument("batch", nargs="?", default="", help="batch id (front, cancel)")
+    p.add_argument("index", nargs="?", type=int, default=None,
+                   help="item index, 0-based (cancel only that item)")
+    p.set_defaults(func=cmd_queue)
     p = sub.add_parser("check", help="check that ffmpeg and the face models work")
     p.set_defaults(func=cmd_check)
     p = sub.add_parser("bench", help="measure speed and memory per stage")

@@ -50,3 +50,42 @@ def test_engines_and_check():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "ffmpeg" in proc.stdout and "face models load" in proc.stdout
     assert proc.stderr.strip() == ""
+
+
+def test_queue_shows_pauses_and_reorders_the_line(tmp_path):
+    """`queue` works on the workspace's store, as the app's routes do (SQLite here)."""
+    import os
+
+    from heygem_core.jobs.models import ItemStatus
+    from heygem_core.jobs.sqlite_store import SqliteStore
+    from tests.jobs.batches import make_batch
+
+    workspace = tmp_path / "workspace"
+    first, second = "1" * 32, "2" * 32
+    with SqliteStore(workspace / "jobs.db") as store:
+        store.create_batch(make_batch(first, 2, created_at=100.0))
+        store.create_batch(make_batch(second, 1, created_at=200.0))
+    env = {**os.environ, "HEYGEM_WORKSPACE": str(workspace), "HEYGEM_REDIS_URL": ""}
+
+    def queue(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "heygem_core", "queue", *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    shown = queue()
+    assert shown.returncode == 0, shown.stderr
+    assert "queue running, 2 unfinished" in shown.stdout and shown.stdout.index(first) < shown.stdout.index(second)
+    assert queue("pause").returncode == 0
+    moved = queue("front", second)
+    assert moved.returncode == 0 and "queue paused" in moved.stdout
+    assert moved.stdout.index(second) < moved.stdout.index(first)
+    cancelled = queue("cancel", first, "1")
+    assert cancelled.returncode == 0 and "item 1 (teacher_01.mp4): cancelled" in cancelled.stdout
+    refused = queue("front", "0" * 32)
+    assert refused.returncode == 2 and "[not_found]" in refused.stderr and "Traceback" not in refused.stderr
+    assert queue("front").returncode == 2  # no batch named
+    with SqliteStore(workspace / "jobs.db") as store:
+        assert store.paused() and store.queue_order() == [second, first]
+        assert store.get_item(first, 1).status is ItemStatus.CANCELLED
+    assert queue("resume").returncode == 0
+    with SqliteStore(workspace / "jobs.db") as store:
+        assert not store.paused()

@@ -9,9 +9,10 @@ pass across every process) and
 - gives back (`BatchService.reclaim`: pending again by compare-and-set on status and worker,
   queued again) every processing item whose worker is dead: its process is gone from this host,
   or its lease has been missing on two passes in a row;
-- queues again the pending items of unfinished batches when the queue is empty (an item whose
-  queue message was lost: taken by a worker killed before it claimed it, or submitted while
-  Redis was down). A duplicate message is harmless: the claim lets only one worker render.
+- queues again the pending items of unfinished batches when the queue is empty and the line is
+  not paused (an item whose queue message was lost: taken by a worker killed before it claimed
+  it, or submitted while Redis was down; while paused, waiting workers hold the messages). A
+  duplicate message is harmless: the claim lets only one worker render.
 
 A supervisor that sees its own child die calls `declare_dead`: the child's items are given back
 at once, without waiting for its lease to expire.
@@ -137,7 +138,7 @@ class Liveness:
         with self._reaping:
             unfinished = self.store.unfinished_items()
             count = self._give_back(unfinished)
-            if self.pending_count() == 0:
+            if self.pending_count() == 0 and not self.store.paused():  # paused: workers hold them
                 count += self._requeue_orphans(unfinished)
         return count
 

@@ -89,9 +89,11 @@ class Item:
     output_seconds: float | None = None  # the output's length (the audio's), once rendered
     render_seconds: float | None = None  # what the render took, probe to last frame written
     face: str = ""             # which face, as `FaceChoice.to_dict()` JSON ("": the largest)
+    cancel_requested: bool = False       # this item alone is to stop (its worker asks every few frames)
 
     def __post_init__(self) -> None:
         self.status = ItemStatus(self.status)  # accept the plain string value too
+        self.cancel_requested = bool(self.cancel_requested)  # SQLite gives 0 / 1
 
 
 @dataclass
@@ -112,9 +114,12 @@ class Batch:
     progress_floor: float = 0.0  # highest progress_rate reported so far in this run (monotonic)
     webhook_url: str = ""        # http(s) URL the batch's snapshot is POSTed to ("" none)
     webhook_events: WebhookEvents = WebhookEvents.BATCH  # batch: when it ends; item: also per item
+    queue_rank: int = 0          # place in line: lower goes first, then by created_at; 0 until
+                                 # moved to the front (each move: below every rank given before)
 
     def __post_init__(self) -> None:
         self.mode = BatchMode(self.mode)  # accept the plain string values too
+        self.cancel_requested = bool(self.cancel_requested)
         self.status = BatchStatus(self.status)
         self.webhook_events = WebhookEvents(self.webhook_events)
 
@@ -163,19 +168,21 @@ class Delivery:
                          for a in self.attempts]
 
 
-def batch_status_from_items(items: Iterable[Item]) -> BatchStatus:
-    """The batch status that its items imply.
+def batch_status_from_items(items: Iterable[Item], cancelled: bool = False) -> BatchStatus:
+    """The batch status that its items imply; `cancelled`: cancelling the batch was asked for.
 
-    All finished: cancelled if any was cancelled, else completed if all are done,
-    completed_with_errors if some are done, failed if none is. Otherwise processing once any item
-    is running or finished, else queued. An empty list counts as completed.
+    All finished: cancelled if the batch was cancelled and some item was, or every item was;
+    otherwise the items cancelled one by one are left out, and it is completed if all the others
+    are done, completed_with_errors if some are, failed if none is. Before that: processing once
+    any item is running or finished, else queued. An empty list counts as completed.
     """
     statuses = [item.status for item in items]
     if all(status.finished for status in statuses):
-        if ItemStatus.CANCELLED in statuses:
+        if ItemStatus.CANCELLED in statuses and (cancelled or set(statuses) == {ItemStatus.CANCELLED}):
             return BatchStatus.CANCELLED
-        done = statuses.count(ItemStatus.DONE)
-        if done == len(statuses):
+        counted = [status for status in statuses if status is not ItemStatus.CANCELLED]
+        done = counted.count(ItemStatus.DONE)
+        if done == len(counted):
             return BatchStatus.COMPLETED
         return BatchStatus.COMPLETED_WITH_ERRORS if done else BatchStatus.FAILED
     if any(status is ItemStatus.PROCESSING or status.finished for status in statuses):

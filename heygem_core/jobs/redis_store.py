@@ -11,6 +11,9 @@ Layout (every key under an optional `prefix`):
 | `batch:unfinished` | sorted set | the queued and processing batches, same members |
 | `batch:items:open` | set | `{batch_id}:{index}` of every pending or processing item |
 | `batch:seq` | counter | insertion order (breaks ties of created_at) |
+| `batch:queue:front` | counter | counts down: the queue_rank of the next batch moved to the front |
+| `batch:queue:paused` | string | `1` while the line is paused (absent: running) |
+| `batch:queue:version` | counter | bumped whenever the line may look different |
 | `worker:heartbeat:{host}:{pid}` | string, TTL | a process's lease: its info as JSON |
 | `worker:heartbeats` | set | the holders of leases (a member whose key expired is dropped) |
 | `lock:{name}` | string, TTL | a lock's token (the reaper's) |
@@ -70,7 +73,7 @@ _DECODE: dict[str, Callable[[str], Any]] = {
     "started_at": float, "finished_at": float, "created_at": float, "progress_floor": float,
     "cancel_requested": _flag, "warnings": json.loads, "mode": BatchMode,
     "fps": float, "input_seconds": float, "output_seconds": float, "render_seconds": float,
-    "item_index": int, "next_at": float,
+    "item_index": int, "next_at": float, "queue_rank": int,
 }
 
 T = TypeVar("T")
@@ -205,6 +208,7 @@ class RedisStore(ProgressStore):
             pipe.zadd(self.key(f"batch:owner:{batch.owner}"), score)
             if BatchStatus(batch.status).value in _UNFINISHED_BATCH:
                 pipe.zadd(self.key("batch:unfinished"), score)
+            pipe.incr(self.key("batch:queue:version"))
             try:
                 pipe.execute()
             except redis.WatchError as e:
@@ -235,6 +239,7 @@ class RedisStore(ProgressStore):
                     pipe.zadd(self.key("batch:unfinished"), {member: float(created_at)})
                 else:
                     pipe.zrem(self.key("batch:unfinished"), member)
+                pipe.incr(self.key("batch:queue:version"))
             pipe.hincrby(key, "version", 1)
             pipe.execute()
 
@@ -373,7 +378,7 @@ class RedisStore(ProgressStore):
     @_resilient
     def active_batch_id(self, owner: str | None = None) -> str | None:
         queued = None
-        for batch_id, (who, status) in self._unfinished("owner", "status"):
+        for batch_id, (who, status) in self._in_line("owner", "status"):
             if owner is not None and who != owner:
                 continue
             if status == BatchStatus.PROCESSING.value:
@@ -390,6 +395,12 @@ class RedisStore(ProgressStore):
                 pipe.hmget(self._batch_key(batch_id), *names)
             return list(zip(ids, pipe.execute()))
 
+    def _in_line(self, *names: str) -> list[tuple[str, list[str | None]]]:
+        """`_unfinished` in line order: by queue_rank, then oldest first (the sort is stable)."""
+        rows = self._unfinished("queue_rank", *names)
+        rows.sort(key=lambda row: int(row[1][0] or 0))
+        return [(batch_id, values[1:]) for batch_id, values in rows]
+
     @_resilient
     def latest_batch_id(self, owner: str | None = None) -> str | None:
         key = self.key("batch:history" if owner is None else f"batch:owner:{owner}")
@@ -397,8 +408,13 @@ class RedisStore(ProgressStore):
         return _batch_of(newest[0]) if newest else None
 
     @_resilient
-    def cancel_requested(self, batch_id: str) -> bool:
-        return self.redis.hget(self._batch_key(batch_id), "cancel_requested") == "1"
+    def cancel_requested(self, batch_id: str, index: int | None = None) -> bool:
+        if index is None:
+            return self.redis.hget(self._batch_key(batch_id), "cancel_requested") == "1"
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(self._batch_key(batch_id), "cancel_requested")
+            pipe.hget(self._item_key(batch_id, index), "cancel_requested")
+            return "1" in pipe.execute()
 
     @_resilient
     def unfinished_items(self) -> list[tuple[str, int]]:
@@ -409,14 +425,52 @@ class RedisStore(ProgressStore):
             for batch_id, index in pairs:
                 pipe.hget(self._item_key(batch_id, index), "status")
             for batch_id in batch_ids:
-                pipe.hmget(self._batch_key(batch_id), "created_at", "seq")
+                pipe.hmget(self._batch_key(batch_id), "queue_rank", "created_at", "seq")
             replies = pipe.execute()
         statuses = replies[:len(pairs)]
-        order = {b: (float(c), int(s)) for b, (c, s) in zip(batch_ids, replies[len(pairs):])
-                 if s is not None}
+        order = {b: (int(r or 0), float(c), int(s)) for b, (r, c, s)
+                 in zip(batch_ids, replies[len(pairs):]) if s is not None}
         found = [(order[b], status != ItemStatus.PROCESSING.value, i, b)
                  for (b, i), status in zip(pairs, statuses) if status in _OPEN_ITEM and b in order]
         return [(b, i) for _, _, i, b in sorted(found)]
+
+    # -- the line ----------------------------------------------------------------------------
+
+    @_resilient
+    def queue_order(self) -> list[str]:
+        return [batch_id for batch_id, (status,) in self._in_line("status")
+                if status in _UNFINISHED_BATCH]
+
+    @_resilient
+    def move_to_front(self, batch_id: str) -> int:
+        key = self._batch_key(batch_id)
+        if self.redis.hget(key, "seq") is None:
+            raise KeyError(batch_id)
+        rank = int(self.redis.decr(self.key("batch:queue:front")))
+        with self.redis.pipeline() as pipe:
+            pipe.hset(key, "queue_rank", rank)
+            pipe.hincrby(key, "version", 1)
+            pipe.incr(self.key("batch:queue:version"))
+            pipe.execute()
+        return rank
+
+    @_resilient
+    def set_paused(self, paused: bool) -> None:
+        with self.redis.pipeline() as pipe:
+            if paused:
+                pipe.set(self.key("batch:queue:paused"), "1")
+            else:
+                pipe.delete(self.key("batch:queue:paused"))
+            pipe.incr(self.key("batch:queue:version"))
+            pipe.execute()
+
+    @_resilient
+    def paused(self) -> bool:
+        return self.redis.get(self.key("batch:queue:paused")) == "1"
+
+    @_resilient
+    def queue_version(self) -> int:
+        return int(self.redis.get(self.key("batch:queue:version")) or 0)
 
     @_resilient
     def version(self, batch_id: str) -> int:

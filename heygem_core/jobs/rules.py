@@ -45,7 +45,7 @@ def settle_batch(store: ProgressStore, batch_id: str) -> BatchStatus:
     """Write the batch status its items imply (and the progress floor); the first time it is
     finished, stamp finished_at, log the end and schedule the batch's webhook (if it has one)."""
     batch = store.get_batch(batch_id)
-    status = batch_status_from_items(batch.items)
+    status = batch_status_from_items(batch.items, batch.cancel_requested)
     fields: dict[str, object] = {"status": status,
                                  "progress_floor": max(batch.progress_floor, progress_rate(batch))}
     if status.finished and batch.finished_at is None:

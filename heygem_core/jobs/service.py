@@ -1,5 +1,6 @@
-"""Batches as the API, the UI and the CLI change them: submit, cancel, retry, recover; their
-snapshots are read through `snapshot.SnapshotCache`."""
+"""Batches as the API, the UI and the CLI change them: submit, cancel (a batch or one item),
+retry, recover; the line they wait in: pause, resume, move a batch to the front. Their snapshots
+are read through `snapshot.SnapshotCache`."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ from heygem_core.jobs.webhook import check_webhook, schedule_batch_event
 from heygem_core.realtime_log import log_event
 
 logger = logging.getLogger(__name__)
+
+CLAIM_RACES = 3  # cancelling an item tries this often when a worker changes it meanwhile
 
 
 @dataclass
@@ -143,6 +146,30 @@ class BatchService:
         log_event("取消 / cancel requested", batch_id=batch_id)
         settle_batch(self.store, batch_id)  # nothing running: the batch ends now
 
+    def cancel_item(self, batch_id: str, index: int, owner: str | None = None) -> Item:
+        """Cancel one item: a pending one at once, a running one within a few frames (its worker
+        sees the flag); the rest of the batch goes on. A finished item is left as it is.
+        Returns the item as it then stands."""
+        self.get(batch_id, owner)
+        for _ in range(CLAIM_RACES):  # a pending item may be claimed (or end) meanwhile
+            item = self.store.get_item(batch_id, index) if index >= 0 else None
+            if item is None:
+                raise HeyGemError(ErrorCode.NOT_FOUND, "item")
+            if item.status.finished:
+                return item
+            if item.status is ItemStatus.PENDING:
+                error = HeyGemError(ErrorCode.CANCELLED)
+                if self.store.update_item_if(batch_id, index, {"status": ItemStatus.PENDING},
+                                             status=ItemStatus.CANCELLED, finished_at=time.time(),
+                                             error_code=error.code.value, error=error.message):
+                    log_event("取消 / cancelled before it started", batch_id=batch_id, name=item.name)
+                    settle_batch(self.store, batch_id)
+                    return self.store.get_item(batch_id, index)
+            elif self.store.update_item_if(batch_id, index, held_by(item), cancel_requested=True):
+                log_event("取消 / cancel requested", batch_id=batch_id, name=item.name)
+                return self.store.get_item(batch_id, index)
+        return self.store.get_item(batch_id, index)
+
     def retry(self, batch_id: str, owner: str | None = None) -> int:
         """Queue the failed items of a finished batch again; returns how many."""
         batch = self.get(batch_id, owner)
@@ -160,6 +187,26 @@ class BatchService:
         for item in failed:
             self.queue.enqueue(batch_id, item.index)
         return len(failed)
+
+    # --- the line ------------------------------------------------------------------------
+
+    def pause(self) -> None:
+        """Workers finish the item they render and take no new one until `resume`."""
+        self.store.set_paused(True)
+        log_event("队列已暂停 / queue paused: the running item finishes, nothing new starts")
+
+    def resume(self) -> None:
+        self.store.set_paused(False)
+        log_event("队列已恢复 / queue resumed")
+
+    def move_to_front(self, batch_id: str, owner: str | None = None) -> None:
+        """The batch's waiting items go before every other batch's; the running item finishes
+        first. A finished batch: `batch_invalid`."""
+        batch = self.get(batch_id, owner)
+        if batch.status.finished:
+            raise HeyGemError(ErrorCode.BATCH_INVALID, "the batch has ended")
+        self.store.move_to_front(batch_id)
+        log_event("移到队首 / moved to the front of the queue", batch_id=batch_id)
 
     def recover(self) -> int:
         """After a restart: items interrupted mid-render go back to pending, and every unfinished

@@ -1,5 +1,6 @@
 """The progress snapshot (the JSON of DESIGN.md), its one home: building it (the idle one
-included), encoding it, and caching it by the store's version of the batch, with its TTLs.
+included) with the line it waits in, encoding it, and caching it by the store's version of the
+batch and of the line, with its TTLs.
 
 Every reader (REST, SSE, WebSocket, the polling fast path, the UI) serves what `SnapshotCache`
 returns, so hundreds of pollers cost one small store query each per change."""
@@ -72,14 +73,46 @@ def _count(batch: Batch, *statuses: ItemStatus) -> int:
     return sum(1 for item in batch.items if item.status in statuses)
 
 
+def _line_entry(position: int, batch: Batch, viewer: str | None) -> dict[str, Any]:
+    """One batch of the line; another user's shows only its place, status and counts."""
+    running = current_item(batch)
+    mine = viewer is None or batch.owner == viewer
+    return {"position": position, "batch_id": batch.batch_id if mine else None,
+            "status": BatchStatus(batch.status).value,
+            "running": running.name if running and mine else None,
+            "total_count": len(batch.items),
+            "processed_count": _count(batch, ItemStatus.DONE, ItemStatus.FAILED, ItemStatus.CANCELLED),
+            "pending_count": _count(batch, ItemStatus.PENDING),
+            "engine": batch.engine, "created_at": batch.created_at}
+
+
+def queue_line(store: ProgressStore, viewer: str | None = None) -> dict[str, Any]:
+    """The line as `viewer` sees it (None: everyone's batches in full): whether it is paused and
+    every unfinished batch, those with a running item first, then the waiting ones in the order
+    they will run (`position` from 1)."""
+    batches = [b for b in map(store.get_batch, store.queue_order()) if b is not None]
+    batches.sort(key=lambda b: current_item(b) is None)  # stable: the line order otherwise
+    return {"paused": store.paused(), "length": len(batches),
+            "batches": [_line_entry(n, b, viewer) for n, b in enumerate(batches, 1)]}
+
+
+def _queue_view(line: dict[str, Any], batch_id: str) -> dict[str, Any]:
+    """A batch snapshot's `queue`: the line and the batch's place in it (None: not in line)."""
+    position = next((e["position"] for e in line["batches"] if e["batch_id"] == batch_id), None)
+    return {"paused": line["paused"], "position": position, "length": line["length"],
+            "line": line["batches"]}
+
+
 def snapshot(batch: Batch, system: dict | None = None,
              output_url: OutputUrl | None = None,
-             now: float | None = None, deliveries: list[Delivery] | None = None) -> dict[str, Any]:
+             now: float | None = None, deliveries: list[Delivery] | None = None,
+             line: dict[str, Any] | None = None) -> dict[str, Any]:
     """The progress snapshot of DESIGN.md, ready for `json.dumps` (enums as their values).
 
     `output_url(item)` makes the download link of a done item (None: no links); `system` is the
     CPU / memory / GPU metrics dict; `now` defaults to the current time (for the ETA);
-    `deliveries` are the batch's webhook deliveries (shown under `webhook`).
+    `deliveries` are the batch's webhook deliveries (shown under `webhook`); `line` is
+    `queue_line` (shown under `queue` with the batch's position; None: `queue` is None).
     """
     now = time.time() if now is None else now
     running = current_item(batch)
@@ -107,6 +140,7 @@ def snapshot(batch: Batch, system: dict | None = None,
         "started_at": batch.started_at,
         "finished_at": batch.finished_at,
         "webhook": _webhook_view(batch, deliveries),
+        "queue": None if line is None else _queue_view(line, batch.batch_id),
     }
 
 
@@ -128,18 +162,19 @@ class _Cached:
     """One batch's snapshot at one store version, and its JSON without the closing brace."""
 
     version: int
+    queue_version: int
     owner: str
     snapshot: dict
     encoded: bytes
     checked_at: float = 0.0  # time.monotonic() of the last look at the store's version
 
     @classmethod
-    def of(cls, version: int, owner: str, snap: dict) -> _Cached:
+    def of(cls, version: int, queue_version: int, owner: str, snap: dict) -> _Cached:
         """`system` is left out of the bytes: each answer appends the current metrics as its last
         key (JSON with the key twice would still parse, but is not what we mean to send)."""
         rest = {key: value for key, value in snap.items() if key != "system"}
         encoded = json.dumps(rest, ensure_ascii=False, separators=(",", ":")).encode()
-        return cls(version, owner, snap, encoded[:-1])
+        return cls(version, queue_version, owner, snap, encoded[:-1])
 
 
 class SnapshotCache:
@@ -152,6 +187,27 @@ class SnapshotCache:
         self.output_url = output_url
         self._snapshots: dict[str, _Cached] = {}
         self._current: dict[str | None, tuple[float, str | None]] = {}  # owner -> (when, batch id)
+        self._lines: dict[str | None, tuple[int, dict]] = {}  # viewer -> (queue version, line)
+        self._queue_seen: tuple[float, int] = (0.0, -1)  # (monotonic, queue version) last read
+
+    def line(self, viewer: str | None = None) -> dict[str, Any]:
+        """`queue_line` for `viewer`, rebuilt only when the store's queue version changed."""
+        return self._line(viewer, self.store.queue_version())
+
+    def _line(self, viewer: str | None, queue_version: int) -> dict[str, Any]:
+        cached = self._lines.get(viewer)
+        if cached is None or cached[0] != queue_version:
+            cached = (queue_version, queue_line(self.store, viewer))
+            self._lines[viewer] = cached
+        return cached[1]
+
+    def _queue_version(self) -> int:
+        """The store's queue version, read at most every POLL_FRESH_S (history lists many)."""
+        when, version = self._queue_seen
+        if time.monotonic() - when >= POLL_FRESH_S:
+            version = self.store.queue_version()
+            self._queue_seen = (time.monotonic(), version)
+        return version
 
     def current_batch_id(self, owner: str | None = None) -> str | None:
         """The active batch, else the most recent one (None when there is none)."""
@@ -188,7 +244,8 @@ class SnapshotCache:
 
     def of(self, batch: Batch) -> dict[str, Any]:
         """The snapshot of a batch already read (history), without system metrics."""
-        return snapshot(batch, None, self.output_url, deliveries=self._deliveries(batch))
+        return snapshot(batch, None, self.output_url, deliveries=self._deliveries(batch),
+                        line=self._line(batch.owner, self._queue_version()))
 
     def _deliveries(self, batch: Batch) -> list[Delivery] | None:
         """The batch's webhook deliveries (read only for a batch with a webhook)."""
@@ -213,18 +270,22 @@ class SnapshotCache:
         return cached
 
     def _refreshed(self, batch_id: str, cached: _Cached | None) -> _Cached:
-        """`cached` if the store's version of the batch is still the same, else a new one."""
+        """`cached` if the store's versions of the batch and of the line are still the same,
+        else a new one."""
         try:
             version = self.store.version(batch_id)
         except KeyError:
             raise HeyGemError(ErrorCode.NOT_FOUND, "batch") from None
-        if cached is not None and cached.version == version:
+        queue_version = self.store.queue_version()
+        if cached is not None and (cached.version, cached.queue_version) == (version, queue_version):
             return cached
         batch = self.store.get_batch(batch_id)
         if batch is None:
             raise HeyGemError(ErrorCode.NOT_FOUND, "batch")
-        cached = _Cached.of(version, batch.owner,
-                            snapshot(batch, None, self.output_url, deliveries=self._deliveries(batch)))
+        line = self._line(batch.owner, queue_version)
+        cached = _Cached.of(version, queue_version, batch.owner,
+                            snapshot(batch, None, self.output_url, deliveries=self._deliveries(batch),
+                                     line=line))
         self._snapshots[batch_id] = cached
         return cached
 

@@ -27,8 +27,10 @@ log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_S = 5.0
 LEASE_KEEP_S = 3600.0  # an expired lease row is deleted (by the next drop) after this long
-SCHEMA_VERSION = 3  # PRAGMA user_version of a store made by this code (2: leases and locks;
-                    # 3: the manifest's item facts, webhooks and their deliveries)
+SCHEMA_VERSION = 4  # PRAGMA user_version of a store made by this code (2: leases and locks;
+                    # 3: the manifest's item facts, webhooks and their deliveries; 4: the line's
+                    # order (queue_rank), its pause flag, cancelling one item; the item's face)
+QUEUE_VERSION, QUEUE_PAUSED = "version", "paused"  # rows of queue_state
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -45,7 +47,8 @@ CREATE TABLE IF NOT EXISTS batches (
     progress_floor   REAL NOT NULL DEFAULT 0,
     version          INTEGER NOT NULL DEFAULT 1,
     webhook_url      TEXT NOT NULL DEFAULT '',
-    webhook_events   TEXT NOT NULL DEFAULT 'batch'
+    webhook_events   TEXT NOT NULL DEFAULT 'batch',
+    queue_rank       INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS batches_by_time ON batches (created_at);
 CREATE INDEX IF NOT EXISTS batches_by_fingerprint ON batches (fingerprint);
@@ -74,6 +77,7 @@ CREATE TABLE IF NOT EXISTS items (
     output_seconds REAL,
     render_seconds REAL,
     face          TEXT NOT NULL DEFAULT '',
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (batch_id, idx)
 );
 CREATE INDEX IF NOT EXISTS items_by_status ON items (status);
@@ -101,19 +105,25 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_at);
 CREATE INDEX IF NOT EXISTS deliveries_by_batch ON deliveries (batch_id);
+CREATE TABLE IF NOT EXISTS queue_state (
+    name          TEXT PRIMARY KEY,
+    value         INTEGER NOT NULL
+);
 """
 # Columns added since a table was first made: a store made by older code gets them on opening.
 ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "batches": (("webhook_url", "TEXT NOT NULL DEFAULT ''"),
-                ("webhook_events", "TEXT NOT NULL DEFAULT 'batch'")),
+                ("webhook_events", "TEXT NOT NULL DEFAULT 'batch'"),
+                ("queue_rank", "INTEGER NOT NULL DEFAULT 0")),
     "items": (("video_name", "TEXT NOT NULL DEFAULT ''"), ("audio_name", "TEXT NOT NULL DEFAULT ''"),
               ("fps", "REAL"), ("input_seconds", "REAL"), ("output_seconds", "REAL"),
-              ("render_seconds", "REAL"), ("face", "TEXT NOT NULL DEFAULT ''")),
+              ("render_seconds", "REAL"), ("face", "TEXT NOT NULL DEFAULT ''"),
+              ("cancel_requested", "INTEGER NOT NULL DEFAULT 0")),
 }
 
 _BATCH_COLUMNS = ("batch_id", "mode", "engine", "status", "owner", "fingerprint", "created_at",
                   "started_at", "finished_at", "cancel_requested", "progress_floor", "webhook_url",
-                  "webhook_events")
+                  "webhook_events", "queue_rank")
 # Item field -> column, in the dataclass's field order (only the index is renamed: INDEX is an
 # SQL keyword). Rows are read in this order and passed to Item positionally.
 _ITEM_COLUMNS = {f.name: ("idx" if f.name == "index" else f.name) for f in fields(Item)}
@@ -193,6 +203,7 @@ class SqliteStore(ProgressStore):
                              f"VALUES ({_marks(len(_BATCH_COLUMNS))})", row)
                 conn.executemany(f"INSERT INTO items ({', '.join(_ITEM_COLUMNS.values())}) "
                                  f"VALUES ({_marks(len(_ITEM_COLUMNS))})", items)
+                _bump_queue(conn)
         except sqlite3.IntegrityError as e:
             raise ValueError(f"cannot create batch {batch.batch_id}: {e}") from e
 
@@ -205,6 +216,8 @@ class SqliteStore(ProgressStore):
                                   "WHERE batch_id = ?", [*values.values(), batch_id])
             if cursor.rowcount == 0:
                 raise KeyError(batch_id)
+            if "status" in values:
+                _bump_queue(conn)
 
     def update_item(self, batch_id: str, index: int, /, **fields: Any) -> None:
         check_fields(fields, ITEM_WRITABLE, "item")
@@ -381,7 +394,7 @@ class SqliteStore(ProgressStore):
         where, params = _owner_filter(owner)
         where = f"{where} AND" if where else "WHERE"
         return self._one_id(f"{where} status IN (?, ?) "
-                            "ORDER BY status = ? DESC, created_at, rowid",
+                            "ORDER BY status = ? DESC, queue_rank, created_at, rowid",
                             (*params, *_UNFINISHED_BATCH, BatchStatus.PROCESSING.value))
 
     def latest_batch_id(self, owner: str | None = None) -> str | None:
@@ -395,10 +408,16 @@ class SqliteStore(ProgressStore):
                                      params).fetchone()
         return None if row is None else row[0]
 
-    def cancel_requested(self, batch_id: str) -> bool:
+    def cancel_requested(self, batch_id: str, index: int | None = None) -> bool:
         with self._lock:
-            row = self._conn.execute("SELECT cancel_requested FROM batches WHERE batch_id = ?",
-                                     (batch_id,)).fetchone()
+            if index is None:
+                row = self._conn.execute("SELECT cancel_requested FROM batches WHERE batch_id = ?",
+                                         (batch_id,)).fetchone()
+            else:
+                row = self._conn.execute(
+                    "SELECT b.cancel_requested OR COALESCE(i.cancel_requested, 0) FROM batches AS b "
+                    "LEFT JOIN items AS i ON i.batch_id = b.batch_id AND i.idx = ? "
+                    "WHERE b.batch_id = ?", (index, batch_id)).fetchone()
         return bool(row and row[0])
 
     def unfinished_items(self) -> list[tuple[str, int]]:
@@ -407,9 +426,47 @@ class SqliteStore(ProgressStore):
                 "SELECT i.batch_id, i.idx FROM items AS i "
                 "JOIN batches AS b ON b.batch_id = i.batch_id "
                 "WHERE i.status IN (?, ?) "
-                "ORDER BY b.created_at, b.rowid, i.status = ? DESC, i.idx",
+                "ORDER BY b.queue_rank, b.created_at, b.rowid, i.status = ? DESC, i.idx",
                 (*_UNFINISHED_ITEM, ItemStatus.PROCESSING.value)).fetchall()
         return [(row[0], row[1]) for row in rows]
+
+    # -- the line ----------------------------------------------------------------------------
+
+    def queue_order(self) -> list[str]:
+        with self._lock:
+            rows = self._conn.execute("SELECT batch_id FROM batches WHERE status IN (?, ?) "
+                                      "ORDER BY queue_rank, created_at, rowid",
+                                      _UNFINISHED_BATCH).fetchall()
+        return [row[0] for row in rows]
+
+    def move_to_front(self, batch_id: str) -> int:
+        with self._write() as conn:
+            lowest = conn.execute("SELECT MIN(queue_rank) FROM batches").fetchone()[0] or 0
+            rank = min(lowest, 0) - 1
+            if conn.execute("UPDATE batches SET queue_rank = ?, version = version + 1 "
+                            "WHERE batch_id = ?", (rank, batch_id)).rowcount == 0:
+                raise KeyError(batch_id)
+            _bump_queue(conn)
+        return rank
+
+    def set_paused(self, paused: bool) -> None:
+        with self._write() as conn:
+            conn.execute("INSERT INTO queue_state (name, value) VALUES (?, ?) "
+                         "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                         (QUEUE_PAUSED, int(paused)))
+            _bump_queue(conn)
+
+    def paused(self) -> bool:
+        return bool(self._queue_state(QUEUE_PAUSED))
+
+    def queue_version(self) -> int:
+        return self._queue_state(QUEUE_VERSION)
+
+    def _queue_state(self, name: str) -> int:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM queue_state WHERE name = ?",
+                                     (name,)).fetchone()
+        return int(row[0]) if row else 0
 
     def version(self, batch_id: str) -> int:
         with self._lock:
@@ -462,6 +519,12 @@ def _delivery_from_row(row: Sequence[Any]) -> Delivery:
 def _bump(conn: sqlite3.Connection, batch_id: str) -> None:
     """Increase the batch's version, in the caller's transaction."""
     conn.execute("UPDATE batches SET version = version + 1 WHERE batch_id = ?", (batch_id,))
+
+
+def _bump_queue(conn: sqlite3.Connection) -> None:
+    """Increase the queue version, in the caller's transaction."""
+    conn.execute("INSERT INTO queue_state (name, value) VALUES (?, 1) "
+                 "ON CONFLICT (name) DO UPDATE SET value = value + 1", (QUEUE_VERSION,))
 
 
 def _item_columns(fields: dict[str, Any]) -> dict[str, Any]:

@@ -69,7 +69,7 @@ class ProgressStore(ABC):
 
     @abstractmethod
     def active_batch_id(self, owner: str | None = None) -> str | None:
-        """The oldest processing batch, else the oldest queued one, else None."""
+        """The first processing batch in line, else the first queued one, else None."""
 
     @abstractmethod
     def latest_batch_id(self, owner: str | None = None) -> str | None:
@@ -117,17 +117,43 @@ class ProgressStore(ABC):
         """
 
     @abstractmethod
-    def cancel_requested(self, batch_id: str) -> bool:
-        """Whether cancelling was asked for (cheap: asked every few frames). Unknown: False."""
+    def cancel_requested(self, batch_id: str, index: int | None = None) -> bool:
+        """Whether cancelling the batch was asked for, or with `index`, the batch or that item
+        (cheap: asked every few frames). Unknown: False."""
 
     @abstractmethod
     def unfinished_items(self) -> list[tuple[str, int]]:
-        """(batch_id, index) of every pending or processing item, in FIFO order.
+        """(batch_id, index) of every pending or processing item, in line order.
 
-        Batches oldest first (created_at, then insertion); inside a batch the processing items
-        first, then by index. Used at start-up to re-queue what a crash left behind; the batch's
-        status and cancel flag are not looked at (the caller decides).
+        Batches in `queue_order`; inside a batch the processing items first, then by index.
+        Used at start-up to re-queue what a crash left behind; the batch's status and cancel
+        flag are not looked at (the caller decides).
         """
+
+    # -- the line: its order and whether it is paused (both survive a restart) ---------------
+
+    @abstractmethod
+    def queue_order(self) -> list[str]:
+        """The ids of the queued and processing batches in line order: by queue_rank, then
+        created_at, then insertion (FIFO until a batch is moved to the front)."""
+
+    @abstractmethod
+    def move_to_front(self, batch_id: str) -> int:
+        """Give the batch a queue_rank below every rank given before (it goes first in line);
+        returns it. Bumps the batch's version and the queue version. Unknown batch: KeyError."""
+
+    @abstractmethod
+    def set_paused(self, paused: bool) -> None:
+        """Pause the line (workers take no new item) or resume it; bumps the queue version."""
+
+    @abstractmethod
+    def paused(self) -> bool:
+        """Whether the line is paused (cheap: workers ask while they wait)."""
+
+    @abstractmethod
+    def queue_version(self) -> int:
+        """A counter that increases whenever the line may look different: a batch made, a
+        batch's status written, a move to the front, a pause or a resume (0 for a new store)."""
 
     @abstractmethod
     def version(self, batch_id: str) -> int:

@@ -25,6 +25,7 @@ from heygem_core.realtime_log import log_event
 logger = logging.getLogger(__name__)
 
 MILESTONES = 10  # frame milestones per item in the real-time log (every 10 %)
+PAUSE_POLL_S = 0.5  # a worker waiting out a paused line looks at the flag this often
 
 
 def worker_name() -> str:
@@ -38,9 +39,15 @@ class Interrupted(Exception):
 
 @dataclass
 class ItemRunner:
-    """Called by the queue for each (batch_id, index); renders it and records the outcome.
+    """Called by the queue once per queued item; renders the first pending item in line and
+    records the outcome.
 
-    One engine instance per engine name per runner: models load once per worker."""
+    The queue's message (batch_id, index) says that an item became runnable; which one runs is
+    the store's line: batches by queue_rank then age (a batch moved to the front goes first),
+    items by index. So the order, and a change of it, lives in the store and survives a restart;
+    every pending item has a message of its own, and a spare one finds nothing and ends. While the
+    line is paused, the worker waits before taking anything. One engine instance per engine name
+    per runner: models load once per worker."""
 
     store: ProgressStore
     settings: Settings
@@ -50,21 +57,16 @@ class ItemRunner:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, batch_id: str, index: int) -> None:
-        batch = self.store.get_batch(batch_id)
-        if batch is None or index >= len(batch.items):
-            logger.warning("queue named a missing item %s/%s", batch_id, index)
+        if not self._wait_while_paused():
+            if self.requeue is not None:  # shutting down: the message goes back (a shared queue)
+                self.requeue(batch_id, index)
             return
-        item = batch.items[index]
-        if item.status != ItemStatus.PENDING:
-            return  # done already, failed at submit, cancelled, or held by another worker
-        if batch.cancel_requested:
-            self._finish(item, ItemStatus.CANCELLED, error=HeyGemError(ErrorCode.CANCELLED),
-                         expect={"status": ItemStatus.PENDING})
-            return
-        if not self._start(item, batch.started_at is None):
-            return  # another worker claimed it first
+        claimed = self._claim_next()
+        if claimed is None:
+            return  # nothing pending: done already, failed at submit, cancelled, or taken
+        item, engine = claimed
         try:
-            result = self._render(item, batch.engine)
+            result = self._render(item, engine)
         except Interrupted:
             self._put_back(item)
             return
@@ -77,6 +79,28 @@ class ItemRunner:
             self._finish(item, ItemStatus.FAILED, error=HeyGemError(ErrorCode.INTERNAL, type(e).__name__))
             return
         self._finish(item, ItemStatus.DONE, result=result)
+
+    def _wait_while_paused(self) -> bool:
+        """Wait while the line is paused; False if the worker is shutting down meanwhile."""
+        while self.store.paused():
+            if self.shutdown.wait(PAUSE_POLL_S):
+                return False
+        return not self.shutdown.is_set()
+
+    def _claim_next(self) -> tuple[Item, str] | None:
+        """Claim the first pending item in line and return it with its batch's engine; None when
+        no item is pending. Items of a cancelled batch, or cancelled alone, end on the way."""
+        for batch_id in self.store.queue_order():
+            batch = self.store.get_batch(batch_id)
+            for item in batch.items if batch is not None else ():
+                if item.status is not ItemStatus.PENDING:
+                    continue
+                if batch.cancel_requested or item.cancel_requested:
+                    self._finish(item, ItemStatus.CANCELLED, error=HeyGemError(ErrorCode.CANCELLED),
+                                 expect={"status": ItemStatus.PENDING})
+                elif self._start(item, batch.started_at is None):
+                    return item, batch.engine
+        return None  # a lost claim went on to the next item
 
     def _start(self, item: Item, first: bool) -> bool:
         """Claim the item (pending -> processing, atomically: one worker wins); False if lost."""
@@ -111,7 +135,7 @@ class ItemRunner:
         def should_cancel() -> bool:
             if self.shutdown.is_set():
                 raise Interrupted
-            return self.store.cancel_requested(item.batch_id)
+            return self.store.cancel_requested(item.batch_id, item.index)
 
         face = FaceChoice.from_dict(json.loads(item.face)) if item.face else None
         return render(item.video_path, item.audio_path, out, self._engine(engine_name),

@@ -1,5 +1,5 @@
-"""Making and changing batches: `POST /start_batch`, history, cancel, retry, the finished
-videos one by one or as a ZIP, and the batch's manifest."""
+"""Making and changing batches: `POST /start_batch`, history, cancel (a batch or one item), retry,
+the finished videos one by one or as a ZIP, and the batch's manifest."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
 from heygem_core.errors import ErrorCode, HeyGemError
@@ -61,6 +62,26 @@ def history(runtime: RuntimeDep, snapshots: SnapshotsDep, owner: OwnerDep, limit
 def cancel(batch_id: str, runtime: RuntimeDep, snapshots: SnapshotsDep, owner: OwnerDep) -> dict:
     runtime.service.cancel(batch_id, owner)
     return snapshots.live(batch_id, owner)
+
+
+class ItemState(BaseModel):
+    """One item after a cancel request."""
+
+    batch_id: str
+    index: int
+    name: str
+    status: str = Field(description="cancelled; processing while its render stops (within a few "
+                                    "frames); done or failed if it had already ended")
+    cancel_requested: bool = Field(description="true: its worker has been asked to stop it")
+
+
+@router.post("/api/batches/{batch_id}/items/{index}/cancel", response_model=ItemState)
+def cancel_item(batch_id: str, index: int, runtime: RuntimeDep, owner: OwnerDep) -> dict:
+    """Cancel one item: a waiting one at once, the running one within a few frames; the rest of
+    the batch goes on (the batch ends `completed` if every other item was made)."""
+    item = runtime.service.cancel_item(batch_id, index, owner)
+    return {"batch_id": batch_id, "index": item.index, "name": item.name,
+            "status": item.status.value, "cancel_requested": item.cancel_requested}
 
 
 @router.post("/api/batches/{batch_id}/retry")

@@ -56,21 +56,26 @@ def test_progress_rate_never_below_floor() -> None:
     assert progress_rate(batch) == pytest.approx(0.5)
 
 
-@pytest.mark.parametrize(("statuses", "expected"), [
-    ("done done", BatchStatus.COMPLETED),
-    ("done failed", BatchStatus.COMPLETED_WITH_ERRORS),
-    ("failed failed", BatchStatus.FAILED),
-    ("done cancelled failed", BatchStatus.CANCELLED),
-    ("pending pending", BatchStatus.QUEUED),
-    ("pending processing", BatchStatus.PROCESSING),
-    ("done pending", BatchStatus.PROCESSING),
-    ("cancelled processing", BatchStatus.PROCESSING),
+@pytest.mark.parametrize(("statuses", "cancelled", "expected"), [
+    ("done done", False, BatchStatus.COMPLETED),
+    ("done failed", False, BatchStatus.COMPLETED_WITH_ERRORS),
+    ("failed failed", False, BatchStatus.FAILED),
+    ("done cancelled failed", True, BatchStatus.CANCELLED),
+    ("done done", True, BatchStatus.COMPLETED),  # asked too late: every item had been made
+    ("done cancelled", False, BatchStatus.COMPLETED),  # one item cancelled alone, the rest made
+    ("done cancelled failed", False, BatchStatus.COMPLETED_WITH_ERRORS),
+    ("cancelled failed", False, BatchStatus.FAILED),
+    ("cancelled cancelled", False, BatchStatus.CANCELLED),
+    ("pending pending", False, BatchStatus.QUEUED),
+    ("pending processing", False, BatchStatus.PROCESSING),
+    ("done pending", False, BatchStatus.PROCESSING),
+    ("cancelled processing", False, BatchStatus.PROCESSING),
 ])
-def test_batch_status_from_items(statuses: str, expected: BatchStatus) -> None:
+def test_batch_status_from_items(statuses: str, cancelled: bool, expected: BatchStatus) -> None:
     batch = make_batch("b1", len(statuses.split()))
     for item, status in zip(batch.items, statuses.split()):
         item.status = ItemStatus(status)
-    assert batch_status_from_items(batch.items) is expected
+    assert batch_status_from_items(batch.items, cancelled) is expected
 
 
 def test_eta_from_measured_throughput() -> None:

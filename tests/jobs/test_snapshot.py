@@ -18,7 +18,7 @@ from tests.jobs.batches import set_status as _set
 SNAPSHOT_KEYS = {"batch_id", "status", "current_video", "processed_count", "total_count",
                  "succeeded_count", "failed_count", "progress_rate", "current_frame",
                  "current_total_frames", "eta_seconds", "items", "system", "mode", "engine",
-                 "created_at", "started_at", "finished_at", "cancelled_count", "webhook"}
+                 "created_at", "started_at", "finished_at", "cancelled_count", "webhook", "queue"}
 
 ITEM_KEYS = {"index", "name", "status", "output_url", "frames_done", "frames_total",
              "error_code", "error", "warnings", "worker", "duration_s", "engine", "output_name", "face"}
@@ -81,10 +81,13 @@ def test_the_cache_rebuilds_only_when_the_batch_changed(counting: CountingStore)
     first = cache.live(batch.batch_id)
     for _ in range(5):
         assert cache.live(batch.batch_id)["items"] == first["items"]
-    assert counting.reads == 1  # five more looks, one small version query each
+    assert counting.reads == 2  # the batch and the line once; five more looks, two small version queries each
     counting.update_item(batch.batch_id, 0, status=ItemStatus.DONE, frames_done=100)
     assert cache.live(batch.batch_id)["items"][0]["output_url"] == "/out/0"
-    assert counting.reads == 2
+    assert counting.reads == 3  # the line has not changed: it is not read again
+    counting.update_batch(batch.batch_id, status=BatchStatus.PROCESSING)  # the line changed
+    assert cache.live(batch.batch_id)["queue"]["line"][0]["status"] == "processing"
+    assert counting.reads == 5
 
 
 def test_polled_json_is_the_snapshot_with_the_current_metrics_last(counting: CountingStore) -> None:
@@ -97,7 +100,7 @@ def test_polled_json_is_the_snapshot_with_the_current_metrics_last(counting: Cou
     assert set(parsed["system"]) == {"cpu_percent", "memory_percent", "gpus"}
     assert {k: v for k, v in parsed.items() if k != "system"} == \
         {k: v for k, v in cache.live(batch.batch_id).items() if k != "system"}
-    assert cache.live_json(batch.batch_id) is not None and counting.reads == 1
+    assert cache.live_json(batch.batch_id) is not None and counting.reads == 2  # the batch and the line
 
 
 def test_the_current_batch_and_the_idle_snapshot(counting: CountingStore) -> None:
@@ -106,7 +109,7 @@ def test_the_current_batch_and_the_idle_snapshot(counting: CountingStore) -> Non
     idle = json.loads(idle_json())
     assert idle["status"] == "idle" and idle["batch_id"] is None and idle["items"] == []
     assert set(idle) == SNAPSHOT_KEYS - {"mode", "engine", "created_at", "started_at", "finished_at",
-                                         "cancelled_count", "webhook"}
+                                         "cancelled_count", "webhook", "queue"}
     counting.create_batch(make_batch("c" * 32, 1, owner="alice"))
     time.sleep(CURRENT_TTL_S + 0.05)  # "no current batch" is remembered this long
     assert cache.live(None)["batch_id"] == "c" * 32

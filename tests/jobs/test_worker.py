@@ -134,3 +134,23 @@ def test_auto_is_decided_at_submit_and_kept_for_every_item(settings: Settings, s
     later, _ = service.submit([Upload("other.wav", io.BytesIO(tone.read_bytes() + b"\0\0"))],
                               [Upload(presenter_clip.name, io.BytesIO(presenter_clip.read_bytes()))])
     assert store.get_batch(later).engine == "wav2lip"  # a new batch sees the checkpoint
+
+
+def test_an_engine_decided_at_submit_is_kept_when_its_checkpoint_goes(settings: Settings, store: SqliteStore,
+                                                                     presenter_clip: Path, tone: Path,
+                                                                     tmp_path: Path) -> None:
+    """`auto` became wav2lip; the checkpoint then disappears: the item fails with the engine's
+    reason and is not quietly made by another engine."""
+    settings = replace(settings, checkpoints_dir=tmp_path / "checkpoints")
+    settings.checkpoints_dir.mkdir()
+    checkpoint = settings.checkpoints_dir / "wav2lip_gan.pth"
+    checkpoint.write_bytes(b"present when the batch is submitted")
+    service = BatchService(store, JobQueue(settings), settings)
+    batch_id, _ = service.submit([Upload(tone.name, io.BytesIO(tone.read_bytes()))],
+                                 [Upload(presenter_clip.name, io.BytesIO(presenter_clip.read_bytes()))])
+    assert store.get_batch(batch_id).engine == "wav2lip"
+    checkpoint.unlink()
+    ItemRunner(store, settings)(batch_id, 0)
+    item = store.get_item(batch_id, 0)
+    assert item.status is ItemStatus.FAILED and item.error_code == ErrorCode.ENGINE_UNAVAILABLE.value
+    assert item.output_path is None and store.get_batch(batch_id).engine == "wav2lip"
