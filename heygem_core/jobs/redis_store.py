@@ -473,6 +473,16 @@ class RedisStore(ProgressStore):
         return int(self.redis.get(self.key("batch:queue:version")) or 0)
 
     @_resilient
+    def versions(self, batch_id: str) -> tuple[int, int]:
+        with self.redis.pipeline(transaction=False) as pipe:  # one round trip
+            pipe.hget(self._batch_key(batch_id), "version")
+            pipe.get(self.key("batch:queue:version"))
+            version, queue_version = pipe.execute()
+        if version is None:
+            raise KeyError(batch_id)
+        return int(version), int(queue_version or 0)
+
+    @_resilient
     def version(self, batch_id: str) -> int:
         value = self.redis.hget(self._batch_key(batch_id), "version")
         if value is None:

@@ -273,10 +273,9 @@ class SnapshotCache:
         """`cached` if the store's versions of the batch and of the line are still the same,
         else a new one."""
         try:
-            version = self.store.version(batch_id)
+            version, queue_version = self.store.versions(batch_id)
         except KeyError:
             raise HeyGemError(ErrorCode.NOT_FOUND, "batch") from None
-        queue_version = self.store.queue_version()
         if cached is not None and (cached.version, cached.queue_version) == (version, queue_version):
             return cached
         batch = self.store.get_batch(batch_id)

@@ -155,6 +155,11 @@ class ProgressStore(ABC):
         """A counter that increases whenever the line may look different: a batch made, a
         batch's status written, a move to the front, a pause or a resume (0 for a new store)."""
 
+    def versions(self, batch_id: str) -> tuple[int, int]:
+        """(version(batch_id), queue_version()): what a cached snapshot is checked against, in
+        one look where the store can (the polling path). Unknown batch: KeyError."""
+        return self.version(batch_id), self.queue_version()
+
     @abstractmethod
     def version(self, batch_id: str) -> int:
         """A counter that increases on every write touching the batch or its items.

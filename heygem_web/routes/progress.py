@@ -100,11 +100,6 @@ async def _until_closed(websocket: WebSocket) -> None:
         pass
 
 
-def _versions(runtime: Runtime, batch_id: str) -> tuple[int, int]:
-    """What changes when the batch's snapshot does: its version and the line's."""
-    return runtime.store.version(batch_id), runtime.store.queue_version()
-
-
 async def _changes(runtime: Runtime, batch_id: str,
                    disconnected: Callable[[], Awaitable[bool]]) -> AsyncIterator[dict | None]:
     """Yield a snapshot whenever the batch or the line changes (None while neither does), until
@@ -112,7 +107,7 @@ async def _changes(runtime: Runtime, batch_id: str,
     progress_rate never goes backwards within one stream."""
     version, rate = None, 0.0
     while not await disconnected():
-        current = await run_in_threadpool(_versions, runtime, batch_id)
+        current = await run_in_threadpool(runtime.store.versions, batch_id)  # the batch's and the line's
         if current == version:
             yield None
             await asyncio.sleep(STREAM_POLL_S)

@@ -234,3 +234,12 @@ def test_cancelling_one_item_lets_the_rest_of_the_batch_go_on(service: BatchServ
     with pytest.raises(HeyGemError) as missing:
         service.cancel_item(batch_id, 7)
     assert missing.value.code is ErrorCode.NOT_FOUND
+
+
+def test_versions_are_the_batch_s_and_the_line_s(store: ProgressStore) -> None:
+    store.create_batch(make_batch("a", 1))
+    assert store.versions("a") == (store.version("a"), store.queue_version())
+    store.set_paused(True)
+    assert store.versions("a") == (store.version("a"), store.queue_version())
+    with pytest.raises(KeyError):
+        store.versions("nope")
