@@ -30,6 +30,7 @@ _DISPLAY_MATRIX = re.compile(r"rotation of (-?\d+(?:\.\d+)?) degrees")
 _ROTATE_TAG = re.compile(r"^\s*rotate\s*:\s*(-?\d+)", re.MULTILINE)
 _COLORSPACE = re.compile(r"\([^()]*?\b(bt709|smpte170m|bt470bg)\b")
 _DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
+_CODED_SIZE = re.compile(r", (\d{1,5})x(\d{1,5})\b")
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,17 @@ def probe_video(path: str | os.PathLike[str], settings: Settings | None = None) 
     _check_seconds(info.duration, settings)
     logger.debug("probed %s: %s", path, info)
     return info
+
+
+def probe_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """(width, height) of the first video stream as its header states it (coded, before any
+    rotation), from `ffmpeg -i` alone (nothing decoded, ~20 ms); None when there is none."""
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", ffmpeg_input(Path(path))]
+    stderr = subprocess.run(cmd, capture_output=True, check=False).stderr.decode("utf-8", "replace")
+    fmt = re.search(r"^Input #0, ", stderr, re.MULTILINE)
+    block = _video_stream_block(stderr[fmt.start():]) if fmt else None
+    size = _CODED_SIZE.search(block.splitlines()[0]) if block else None
+    return (int(size.group(1)), int(size.group(2))) if size else None
 
 
 def _is_image(header: _Header) -> bool:

@@ -80,6 +80,24 @@ def _decode(path: Path, output_args: list[str], shape: tuple[int, ...],
             stop(proc)
 
 
+def frame_at(info: VideoInfo, seconds: float, max_side: int) -> np.ndarray | None:
+    """One RGB uint8 frame at `seconds` (an image: its frame), upright, scaled down so that its
+    long side is at most `max_side`; None when nothing could be decoded there. Seeks on the
+    input, so a frame late in a long video costs about as much as the first."""
+    scale = min(1.0, max_side / max(info.width, info.height, 1))
+    width, height = max(2, round(info.width * scale / 2) * 2), max(2, round(info.height * scale / 2) * 2)
+    seek = [] if info.is_image else ["-ss", f"{max(seconds, 0.0):.3f}"]
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-v", "error", *seek,
+           "-i", ffmpeg_input(info.path), "-map", "0:V:0", "-frames:v", "1",
+           "-vf", f"scale={width}:{height}", "-pix_fmt", "rgb24", "-f", "rawvideo", "-"]
+    result = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, check=False)
+    if len(result.stdout) != width * height * 3:
+        logger.debug("no frame of %s at %.2f s: %s", info.path.name, seconds,
+                     result.stderr.decode("utf-8", "replace")[-300:])
+        return None
+    return np.frombuffer(result.stdout, np.uint8).reshape(height, width, 3).copy()
+
+
 def pingpong_index(i: int, n: int) -> int:
     """Source frame of output frame i for a video of n frames: 0..n-1, n-2..1, 0..n-1, ..."""
     if n <= 0:

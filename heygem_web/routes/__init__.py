@@ -1,5 +1,6 @@
 """The API's routers, one per resource; `ROUTERS` is what the server includes."""
 
-from heygem_web.routes import batches, engines, health, progress, token
+from heygem_web.routes import batches, engines, health, preflight, progress, token
 
-ROUTERS = [health.router, token.router, engines.router, batches.router, progress.router]
+ROUTERS = [health.router, token.router, engines.router, batches.router, preflight.router,
+           progress.router]
