@@ -1,7 +1,7 @@
 """Faces on frames sampled over a video: a few frames spread evenly, scaled down, each searched
 by the one-image `Locator` (as the render's first search would), counted. The check before
-queueing runs this in a child process, `python -m heygem_core.face.sampling` (JSON on stdin and
-stdout, see `main`), so the API process never loads MediaPipe or OpenCV."""
+queueing runs this in a long-lived child process, `python -m heygem_core.face.sampling` (JSON lines
+on stdin and stdout, see `main`), so the API process never loads MediaPipe or OpenCV."""
 
 from __future__ import annotations
 
@@ -62,26 +62,32 @@ def sample_faces(info: VideoInfo, locator: Locator, count: int, max_side: int) -
 
 
 def main() -> int:
-    """JSON {"samples", "max_side", "videos": [VideoInfo fields]} on stdin; one JSON line
-    {"videos": [{"sampled", "with_face", "max_faces", "seconds"} or {"error"}]} on stdout."""
-    request = json.loads(sys.stdin.read())
-    answers: list[dict[str, object]] = []
+    """One JSON request a line on stdin, {"samples", "max_side", "videos": [VideoInfo fields]};
+    one JSON line answers each, {"videos": [{"sampled", "with_face", "max_faces", "seconds"} or
+    {"error"}]}. Ends when stdin does (the parent closed it or died)."""
     locator = Locator()
     try:
-        for fields in request["videos"]:
-            started = time.perf_counter()
-            try:
-                info = VideoInfo(**{**fields, "path": Path(fields["path"])})
-                sample = sample_faces(info, locator, int(request["samples"]), int(request["max_side"]))
-            except (OSError, ValueError, TypeError) as e:
-                answers.append({"error": str(e)})
-                continue
-            answers.append({"sampled": sample.sampled, "with_face": sample.with_face,
-                            "max_faces": sample.max_faces, "seconds": round(time.perf_counter() - started, 3)})
+        for line in sys.stdin:
+            if line.strip():
+                print(json.dumps({"videos": _answers(json.loads(line), locator)}), flush=True)
     finally:
         locator.close()
-    print(json.dumps({"videos": answers}), flush=True)
     return 0
+
+
+def _answers(request: dict, locator: Locator) -> list[dict[str, object]]:
+    answers: list[dict[str, object]] = []
+    for fields in request["videos"]:
+        started = time.perf_counter()
+        try:
+            info = VideoInfo(**{**fields, "path": Path(fields["path"])})
+            sample = sample_faces(info, locator, int(request["samples"]), int(request["max_side"]))
+        except (OSError, ValueError, TypeError) as e:
+            answers.append({"error": str(e)})
+            continue
+        answers.append({"sampled": sample.sampled, "with_face": sample.with_face,
+                        "max_faces": sample.max_faces, "seconds": round(time.perf_counter() - started, 3)})
+    return answers
 
 
 if __name__ == "__main__":

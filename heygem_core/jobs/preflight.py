@@ -2,16 +2,13 @@
 faces looked for on frames sampled over each video, and the render time estimated from the speed
 learned on this machine. Nothing is stored or queued; `POST /start_batch` still takes any file.
 
-The face sampling runs in a child process (`python -m heygem_core.face.sampling`, JSON over its stdin and
-stdout, its stderr kept off the user's screen), so that the API process never loads MediaPipe."""
+The face sampling runs in a long-lived child process (`jobs/sampler.py`), so that the API process
+never loads MediaPipe."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections import OrderedDict
@@ -19,11 +16,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from heygem_core.config import PROJECT_ROOT, Settings
+from heygem_core.config import Settings
 from heygem_core.engines import resolve_engine_name
 from heygem_core.errors import ErrorCode, HeyGemError
 from heygem_core.jobs import intake
 from heygem_core.jobs.models import BatchMode
+from heygem_core.jobs.sampler import FaceCount, FaceSampler
 from heygem_core.jobs.speed import SpeedBook, SpeedTable, parse_defaults
 from heygem_core.media.audio import check_audio, load_audio
 from heygem_core.media.probe import VideoInfo, probe_video
@@ -80,20 +78,13 @@ class PreflightReport:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class _Faces:
-    sampled: int
-    with_face: int
-    max_faces: int
-    seconds: float
-
-
 class Preflight:
     """Checks files before they are queued; face samples are remembered by file."""
 
     def __init__(self, settings: Settings, speed: SpeedBook | None = None) -> None:
         self.settings, self.speed = settings, speed
-        self._faces: OrderedDict[tuple[str, int, int], _Faces] = OrderedDict()
+        self.sampler = FaceSampler()
+        self._faces: OrderedDict[tuple[str, int, int], FaceCount] = OrderedDict()
         self._lock = threading.Lock()
 
     def check(self, videos: Sequence[InputFile], audios: Sequence[InputFile] = (), engine: str = "auto",
@@ -151,7 +142,7 @@ class Preflight:
         with self._lock:
             known = {i: self._faces[k] for i, k in keys.items() if k in self._faces}
         todo = [i for i in infos if i not in known]
-        found = dict(zip(todo, sample_in_child([infos[i] for i in todo], self.settings))) if todo else {}
+        found = dict(zip(todo, self._sample([infos[i] for i in todo]))) if todo else {}
         with self._lock:
             for i, faces in found.items():
                 if faces is not None:
@@ -159,7 +150,22 @@ class Preflight:
         for i, faces in {**known, **found}.items():
             _apply_faces(checks[i], faces)
 
-    def _remember(self, key: tuple[str, int, int], faces: _Faces) -> None:
+    def _sample(self, infos: list[VideoInfo]) -> list[FaceCount | None]:
+        settings = self.settings
+        return self.sampler.sample(infos, settings.preflight_samples, settings.preflight_max_side,
+                                   settings.preflight_timeout_s)
+
+    def close(self) -> None:
+        """End the face sampler's child process."""
+        self.sampler.close()
+
+    def __enter__(self) -> Preflight:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _remember(self, key: tuple[str, int, int], faces: FaceCount) -> None:
         self._faces[key] = faces
         if len(self._faces) > FACE_CACHE:
             self._faces.popitem(last=False)
@@ -198,7 +204,7 @@ def _file_key(path: Path) -> tuple[str, int, int]:
     return (str(path), stat.st_size, stat.st_mtime_ns)
 
 
-def _apply_faces(check: FileCheck, faces: _Faces | None) -> None:
+def _apply_faces(check: FileCheck, faces: FaceCount | None) -> None:
     if faces is None:
         check.warnings.append("faces not checked (the face sampling failed; see the server log)")
         return
@@ -244,27 +250,3 @@ def _estimate(table: SpeedTable, engine: str, mode: BatchMode, videos: list[File
         total += estimate
         any_ok = True
     return round(total, 1) if any_ok else None
-
-
-def sample_in_child(infos: Sequence[VideoInfo], settings: Settings) -> list[_Faces | None]:
-    """Face samples of each video from `python -m heygem_core.face.sampling`; None for each when the
-    child fails or runs past preflight_timeout_s (logged with the child's last words)."""
-    request = {"samples": settings.preflight_samples, "max_side": settings.preflight_max_side,
-               "videos": [{**asdict(info), "path": str(info.path)} for info in infos]}
-    try:
-        result = subprocess.run([sys.executable, "-m", "heygem_core.face.sampling"], input=json.dumps(request),
-                                capture_output=True, text=True, timeout=settings.preflight_timeout_s,
-                                cwd=PROJECT_ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    except subprocess.TimeoutExpired:
-        logger.warning("face sampling of %d videos ran past %.0f s", len(infos), settings.preflight_timeout_s)
-        return [None] * len(infos)
-    if result.stderr.strip():
-        logger.debug("face sampling said: %s", result.stderr[-2000:])
-    try:
-        answers = json.loads(result.stdout.strip().splitlines()[-1])["videos"] if result.returncode == 0 else []
-    except (ValueError, IndexError, KeyError, TypeError):
-        answers = []
-    if len(answers) != len(infos):
-        logger.warning("face sampling failed (exit %s): %s", result.returncode, result.stderr[-500:])
-        return [None] * len(infos)
-    return [_Faces(**a) if isinstance(a, dict) and "sampled" in a else None for a in answers]

@@ -129,6 +129,8 @@ class Runtime:
             self.deliverer.stop()
         if self.liveness is not None:
             self.liveness.stop()
+        if self.preflight is not None:
+            self.preflight.close()
         self.store.close()
 
 
@@ -183,6 +185,7 @@ def build_runtime(settings: Settings | None = None, owns_log: bool = True, *, re
     where = f"Redis {store.safe_url}" if isinstance(store, RedisStore) else f"workspace {settings.workspace}"
     log_event(f"服务启动 / runtime ready, {where}")
     speed = SpeedBook(store, settings)
+    service.on_sizes = speed.remember_sizes
     snapshots = SnapshotCache(store, output_url, estimator=speed.item_estimates, prior_s=settings.eta_prior_s)
     return Runtime(settings, store, queue, service, snapshots, runner, speed=speed,
                    preflight=Preflight(settings, speed))

@@ -156,6 +156,15 @@ class SpeedBook:
         with self._lock:
             return self._size_locked(path)
 
+    def remember_sizes(self, sizes: dict[str, tuple[int, int]]) -> None:
+        """Sizes already probed (at submit), so that a new batch's estimates need no probe."""
+        with self._lock:
+            for path, size in sizes.items():
+                self._sizes[path] = size
+                self._sizes.move_to_end(path)
+            while len(self._sizes) > SIZE_CACHE:
+                self._sizes.popitem(last=False)
+
     def _size_locked(self, path: str) -> tuple[int, int] | None:
         if path in self._sizes:
             self._sizes.move_to_end(path)

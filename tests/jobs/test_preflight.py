@@ -11,7 +11,6 @@ import make_samples
 import pytest
 
 from heygem_core.config import get_settings
-from heygem_core.jobs import preflight as preflight_module
 from heygem_core.jobs.preflight import InputFile, Preflight, PreflightReport
 from heygem_core.jobs.speed import PIXEL_EXPONENT, parse_defaults
 from tests.media.clips import make_video
@@ -45,7 +44,14 @@ VIDEOS = ("face.mp4", "still.jpg", "twins.jpg", "noface.mp4", "noface.jpg", "tru
 def report(inputs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> PreflightReport:
     """Every video-ish input checked at once, with one audio (one_audio mode)."""
     settings = replace(get_settings(), workspace=tmp_path_factory.mktemp("ws"))
-    return Preflight(settings).check(_files(inputs, *VIDEOS), _files(inputs, "speech.wav"))
+    with Preflight(settings) as check:
+        return check.check(_files(inputs, *VIDEOS), _files(inputs, "speech.wav"))
+
+
+@pytest.fixture
+def checker(settings) -> Preflight:
+    with Preflight(settings) as check:
+        yield check
 
 
 def _row(report: PreflightReport, name: str, kind: str | None = None):
@@ -95,48 +101,64 @@ def test_the_batch_estimate_is_the_sum_over_the_files_that_pass(report: Prefligh
     assert report.estimated_seconds == pytest.approx(sum(passing), abs=0.2)
 
 
-def test_audio_is_checked_as_audio(inputs: dict[str, Path], settings) -> None:
-    checked = Preflight(settings).check([], _files(inputs, "speech.wav", "silent.wav"))
+def test_audio_is_checked_as_audio(inputs: dict[str, Path], checker: Preflight) -> None:
+    checked = checker.check([], _files(inputs, "speech.wav", "silent.wav"))
     speech, silent = checked.files
     assert (speech.kind, speech.ok, speech.duration_s > 1.0) == ("audio", True, True)
     assert (silent.ok, silent.error_code) == (False, "audio_silent")
     assert checked.estimated_seconds is None
 
 
-def test_one_video_mode_estimates_each_audio(inputs: dict[str, Path], settings) -> None:
-    checked = Preflight(settings).check(_files(inputs, "face.mp4"), _files(inputs, "speech.wav", "speech.wav"))
+def test_one_video_mode_estimates_each_audio(inputs: dict[str, Path], checker: Preflight) -> None:
+    checked = checker.check(_files(inputs, "face.mp4"), _files(inputs, "speech.wav", "speech.wav"))
     assert checked.mode == "one_video"
     video, *audios = checked.files
     assert video.estimated_seconds is None
     assert [a.estimated_seconds is not None and a.estimated_seconds > 0 for a in audios] == [True, True]
 
 
-def test_files_that_cannot_pair_are_checked_but_not_estimated(inputs: dict[str, Path], settings) -> None:
-    checked = Preflight(settings).check(_files(inputs, "noface.mp4", "noface.jpg"),
+def test_files_that_cannot_pair_are_checked_but_not_estimated(inputs: dict[str, Path],
+                                                              checker: Preflight) -> None:
+    checked = checker.check(_files(inputs, "noface.mp4", "noface.jpg"),
                                         _files(inputs, "speech.wav"), mode="pairs")
     assert checked.estimated_seconds is None
     assert all(any("not estimated" in w for w in f.warnings) for f in checked.files[:2])
 
 
-def test_face_samples_are_remembered_per_file(inputs: dict[str, Path], settings, monkeypatch) -> None:
-    check = Preflight(settings)
-    first = check.check(_files(inputs, "face.mp4"))
-    monkeypatch.setattr(preflight_module, "sample_in_child", lambda *a: pytest.fail("sampled again"))
-    again = check.check(_files(inputs, "face.mp4"))
+def test_face_samples_are_remembered_per_file(inputs: dict[str, Path], checker: Preflight,
+                                             monkeypatch) -> None:
+    first = checker.check(_files(inputs, "face.mp4"))
+    monkeypatch.setattr(checker.sampler, "sample", lambda *a: pytest.fail("sampled again"))
+    again = checker.check(_files(inputs, "face.mp4"))
     assert again.files[0].face_found is True
     assert again.files[0].frames_sampled == first.files[0].frames_sampled == 8
 
 
-def test_a_failed_face_sampling_leaves_the_file_unjudged(inputs: dict[str, Path], settings) -> None:
-    checked = Preflight(replace(settings, preflight_timeout_s=0.01)).check(_files(inputs, "noface.mp4"))
-    row = checked.files[0]
-    assert (row.ok, row.face_found, row.frames_sampled) == (True, None, 0)
-    assert any("faces not checked" in w for w in row.warnings)
+def test_a_failed_face_sampling_leaves_the_file_unjudged_and_the_next_check_works(
+        inputs: dict[str, Path], settings) -> None:
+    with Preflight(replace(settings, preflight_timeout_s=0.01)) as check:
+        row = check.check(_files(inputs, "noface.mp4")).files[0]
+        assert (row.ok, row.face_found, row.frames_sampled) == (True, None, 0)
+        assert any("faces not checked" in w for w in row.warnings)
+        check.settings = settings  # the timed-out child was killed: a new one answers
+        row = check.check(_files(inputs, "noface.mp4")).files[0]
+        assert (row.ok, row.face_found, row.error_code) == (False, False, "no_face")
 
 
-def test_mediapipe_chatter_stays_off_the_screen(inputs: dict[str, Path], settings, capfd) -> None:
+def test_the_sampler_child_answers_request_after_request(inputs: dict[str, Path], checker: Preflight) -> None:
+    first = checker.check(_files(inputs, "face.mp4")).files[0]
+    child = checker.sampler._proc
+    checker._faces.clear()
+    second = checker.check(_files(inputs, "noface.mp4", "face.mp4")).files
+    assert checker.sampler._proc is child and child.poll() is None
+    assert [f.face_found for f in (first, *second)] == [True, False, True]
+    checker.close()
+    assert child.poll() is not None
+
+
+def test_mediapipe_chatter_stays_off_the_screen(inputs: dict[str, Path], checker: Preflight, capfd) -> None:
     capfd.readouterr()
-    checked = Preflight(settings).check(_files(inputs, "face.mp4", "noface.mp4"))
+    checked = checker.check(_files(inputs, "face.mp4", "noface.mp4"))
     assert checked.files[0].face_found is True
     out, err = capfd.readouterr()
     assert not [line for line in (out + err).splitlines() if any(mark in line for mark in GLOG_MARKS)]

@@ -109,3 +109,13 @@ def test_defaults_and_buckets() -> None:
     assert (unknown.source, unknown.bucket) == ("default", "720p")
     gone = learn([], lambda path: None, {})
     assert gone.learned == {}
+
+
+def test_sizes_probed_at_submit_are_used_without_probing_again(store: ProgressStore, settings, monkeypatch) -> None:
+    book = SpeedBook(store, settings)
+    book.remember_sizes({"/nowhere/a.mp4": (1920, 1080)})
+    monkeypatch.setattr("heygem_core.jobs.speed.probe_size", lambda path: pytest.fail(f"probed {path}"))
+    batch = make_batch("9" * 32, 1, frames=50)
+    batch.items[0].video_path, batch.items[0].fps = "/nowhere/a.mp4", 25.0
+    expected = 2.0 * parse_defaults(settings.speed_defaults)["builtin"] * (1920 * 1080 / (1280 * 720)) ** PIXEL_EXPONENT
+    assert book.item_estimates(batch) == [pytest.approx(expected)]
