@@ -5,9 +5,10 @@ Starts ``python app.py`` on 127.0.0.1 with a throw-away workspace (face-track ca
 second render of the same clip is not faster than the first for that reason alone), makes its
 inputs with ``examples/make_samples.py``, and:
 
-1. checks each file alone through the route, twice (the first call also starts the face sampler's
-   child process; the second is answered by the running one, the file uploaded again under a new
-   name), plus the clips of ``--media`` when that folder exists (measured, never copied);
+1. checks each file alone through the route, twice (the very first call also starts the face
+   sampler's child process; each file is uploaded again under a new name the second time, so its
+   faces are sampled again), plus the clips of ``--media`` when that folder exists (measured,
+   never copied); wall time of the request as the client sees it, upload included;
 2. renders a 3-video batch (640x360, 1280x720 and 360x640 presenters, one audio) ``--rounds``
    times, polling its progress every 0.25 s: the first ``eta_seconds`` (the batch's first second)
    against the batch's real duration (submit to finished_at), and the same for a measured-only
@@ -119,18 +120,18 @@ def check_once(url: str, path: Path, as_name: str) -> tuple[float, dict]:
 
 
 def preflight_table(url: str, files: list[Path]) -> list[str]:
-    rows = ["| file | size | ok | faces (share) | cold s | warm s | server-side s |",
+    rows = ["| file | size | ok | faces (share) | 1st check s | 2nd check s | server-side s (2nd) |",
             "|---|---|---|---|---:|---:|---:|"]
     for path in files:
-        cold, row = check_once(url, path, path.name)
-        warm, again = check_once(url, path, f"again_{path.name}")
+        first, row = check_once(url, path, path.name)
+        second, again = check_once(url, path, f"again_{path.name}")
         size = f'{row["width"]}x{row["height"]}, {row["duration_s"]} s' if row.get("width") else \
             f'{row.get("duration_s")} s'
         faces = f'{row["faces"]} ({row["face_share"]})' if row.get("face_found") is not None else "–"
         verdict = "yes" if row["ok"] else f'no: {row["error_code"]}'
-        rows.append(f"| {path.name} | {size} | {verdict} | {faces} | {cold:.2f} | {warm:.2f} | "
+        rows.append(f"| {path.name} | {size} | {verdict} | {faces} | {first:.2f} | {second:.2f} | "
                     f'{again["check_seconds"]:.2f} |')
-        log.info("checked %s: cold %.2f s, warm %.2f s", path.name, cold, warm)
+        log.info("checked %s: %.2f s, again %.2f s", path.name, first, second)
     return rows
 
 

@@ -84,8 +84,9 @@ class Settings:
                                                  # this long side before face detection
     preflight_timeout_s: float = 120.0           # HEYGEM_PREFLIGHT_TIMEOUT_S: the face sampling of one request
                                                  # gives up after this (its files say face_found null)
-    speed_defaults: str = "builtin=0.5,wav2lip=2.0"  # HEYGEM_SPEED_DEFAULTS: engine=render seconds per output
+    speed_defaults: str = "builtin=0.8,wav2lip=2.0"  # HEYGEM_SPEED_DEFAULTS: engine=render seconds per output
                                                  # second of a 720p video, until finished items teach better
+                                                 # (builtin: 28-39 fps at 720p on a 2-core CPU, README Benchmark)
     speed_samples: int = 200                     # HEYGEM_SPEED_SAMPLES: the newest finished items speed is learned
                                                  # from
     speed_refresh_s: float = 30.0                # HEYGEM_SPEED_REFRESH_S: learned speeds are read again this often
@@ -173,7 +174,7 @@ def get_settings() -> Settings:
         preflight_samples=max(1, int(env.get("HEYGEM_PREFLIGHT_SAMPLES", 8))),
         preflight_max_side=max(64, int(env.get("HEYGEM_PREFLIGHT_MAX_SIDE", 640))),
         preflight_timeout_s=float(env.get("HEYGEM_PREFLIGHT_TIMEOUT_S", 120.0)),
-        speed_defaults=env.get("HEYGEM_SPEED_DEFAULTS", "builtin=0.5,wav2lip=2.0"),
+        speed_defaults=env.get("HEYGEM_SPEED_DEFAULTS", "builtin=0.8,wav2lip=2.0"),
         speed_samples=max(1, int(env.get("HEYGEM_SPEED_SAMPLES", 200))),
         speed_refresh_s=float(env.get("HEYGEM_SPEED_REFRESH_S", 30.0)),
         eta_prior_s=max(0.0, float(env.get("HEYGEM_ETA_PRIOR_S", 15.0))),

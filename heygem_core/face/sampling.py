@@ -9,17 +9,15 @@ import json
 import logging
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from heygem_core.face.locator import Locator
 from heygem_core.media.probe import VideoInfo
-from heygem_core.media.reader import frame_at
+from heygem_core.media.reader import frames_at
 
 logger = logging.getLogger(__name__)
 
-GRAB_THREADS = 4  # sampled frames decoded at once (each by its own short ffmpeg)
 
 
 @dataclass(frozen=True)
@@ -48,9 +46,7 @@ def sample_times(info: VideoInfo, count: int) -> list[float]:
 def sample_faces(info: VideoInfo, locator: Locator, count: int, max_side: int) -> FaceSample:
     """Search `count` frames spread over the video, each scaled to `max_side` px at most."""
     sampled = with_face = most = 0
-    with ThreadPoolExecutor(GRAB_THREADS) as pool:
-        frames = list(pool.map(lambda s: frame_at(info, s, max_side), sample_times(info, count)))
-    for rgb in frames:
+    for rgb in frames_at(info, sample_times(info, count), max_side):
         if rgb is None:
             continue
         faces = locator.count(rgb)
