@@ -29,6 +29,8 @@ REFERENCE_PIXELS = 1280 * 720  # the config defaults are for a 720p video
 # pixels, face tracking on its crop hardly does).
 PIXEL_EXPONENT = 0.7
 UNKNOWN_ENGINE_SPEED = 1.0  # s per output s for an engine the defaults do not name
+PER_BUCKET = 20             # the newest finished items of an (engine, bucket) its median is taken over,
+                            # so that a machine that got faster (or busier) is followed soon
 SIZE_CACHE = 4096           # video sizes remembered (by path)
 BATCH_CACHE = 256           # batches whose item estimates are remembered
 
@@ -56,7 +58,7 @@ def bucket_of(width: int, height: int) -> tuple[str, int]:
 
 
 def parse_defaults(text: str) -> dict[str, float]:
-    """`HEYGEM_SPEED_DEFAULTS` ("builtin=0.5,wav2lip=2.0") as engine -> seconds per output second;
+    """`HEYGEM_SPEED_DEFAULTS` ("builtin=0.8,wav2lip=2.0") as engine -> seconds per output second;
     a malformed entry is logged and skipped."""
     speeds = {}
     for part in text.replace(";", ",").split(","):
@@ -71,7 +73,8 @@ def parse_defaults(text: str) -> dict[str, float]:
 
 @dataclass
 class SpeedTable:
-    """Learned speeds (median of render seconds per output second) per (engine, bucket)."""
+    """Learned speeds (render seconds per output second of finished items, newest first) per
+    (engine, bucket); a speed is their median."""
 
     defaults: dict[str, float]
     learned: dict[tuple[str, str], list[float]] = field(default_factory=dict)
@@ -106,14 +109,16 @@ def _pixels_of(bucket: str) -> int:
 
 
 def learn(records: Iterable[RenderRecord], size_of: SizeOf, defaults: dict[str, float]) -> SpeedTable:
-    """The table of what `records` took, each in the bucket of its video's size (a video whose
-    size cannot be read any more is left out)."""
+    """The table of what `records` (newest first) took, each in the bucket of its video's size, the
+    newest PER_BUCKET of each (a video whose size cannot be read any more is left out)."""
     learned: dict[tuple[str, str], list[float]] = defaultdict(list)
     for record in records:
         size = size_of(record.video_path)
         if size is None or record.output_seconds <= 0:
             continue
-        learned[(record.engine, bucket_of(*size)[0])].append(record.seconds / record.output_seconds)
+        values = learned[(record.engine, bucket_of(*size)[0])]
+        if len(values) < PER_BUCKET:
+            values.append(record.seconds / record.output_seconds)
     return SpeedTable(defaults=defaults, learned=dict(learned))
 
 

@@ -119,3 +119,13 @@ def test_sizes_probed_at_submit_are_used_without_probing_again(store: ProgressSt
     batch.items[0].video_path, batch.items[0].fps = "/nowhere/a.mp4", 25.0
     expected = 2.0 * parse_defaults(settings.speed_defaults)["builtin"] * (1920 * 1080 / (1280 * 720)) ** PIXEL_EXPONENT
     assert book.item_estimates(batch) == [pytest.approx(expected)]
+
+
+def test_only_the_newest_items_of_a_bucket_count() -> None:
+    from heygem_core.jobs.models import RenderRecord
+    from heygem_core.jobs.speed import PER_BUCKET
+
+    newest = [RenderRecord("builtin", "v.mp4", 1.0, 3.0, 1000.0 - i) for i in range(PER_BUCKET)]
+    older = [RenderRecord("builtin", "v.mp4", 1.0, 1.0, 500.0 - i) for i in range(3 * PER_BUCKET)]
+    table = learn(newest + older, lambda path: (640, 360), {})
+    assert table.speed("builtin", 640, 360).per_second == pytest.approx(3.0)
