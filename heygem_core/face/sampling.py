@@ -19,7 +19,6 @@ from heygem_core.media.reader import frames_at
 logger = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class FaceSample:
     """What the sampled frames of one video showed."""
