@@ -78,6 +78,20 @@ class Settings:
     track_cache_dir: Path | None = None          # HEYGEM_TRACK_CACHE_DIR; None: workspace/cache/tracks
     track_cache_max_bytes: int = 2 * 1024**3     # HEYGEM_TRACK_CACHE_MAX_MB: the oldest tracks (by mtime,
                                                  # renewed on use) are removed above this
+    preflight_samples: int = 8                   # HEYGEM_PREFLIGHT_SAMPLES: frames spread over a video that the
+                                                 # check before queueing looks for a face on
+    preflight_max_side: int = 640                # HEYGEM_PREFLIGHT_MAX_SIDE: px, sampled frames are scaled down to
+                                                 # this long side before face detection
+    preflight_timeout_s: float = 120.0           # HEYGEM_PREFLIGHT_TIMEOUT_S: the face sampling of one request
+                                                 # gives up after this (its files say face_found null)
+    speed_defaults: str = "builtin=0.8,wav2lip=2.0"  # HEYGEM_SPEED_DEFAULTS: engine=render seconds per output
+                                                 # second of a 720p video, until finished items teach better
+                                                 # (builtin: 28-39 fps at 720p on a 2-core CPU, README Benchmark)
+    speed_samples: int = 200                     # HEYGEM_SPEED_SAMPLES: the newest finished items speed is learned
+                                                 # from
+    speed_refresh_s: float = 30.0                # HEYGEM_SPEED_REFRESH_S: learned speeds are read again this often
+    eta_prior_s: float = 15.0                    # HEYGEM_ETA_PRIOR_S: a batch's time left trusts the per-file
+                                                 # estimate as much as this many seconds of measured work
 
     @property
     def log_file(self) -> Path:
@@ -157,6 +171,13 @@ def get_settings() -> Settings:
         track_cache_dir=(Path(env["HEYGEM_TRACK_CACHE_DIR"]).expanduser().resolve()
                          if env.get("HEYGEM_TRACK_CACHE_DIR") else None),
         track_cache_max_bytes=int(float(env.get("HEYGEM_TRACK_CACHE_MAX_MB", 2048)) * 1024**2),
+        preflight_samples=max(1, int(env.get("HEYGEM_PREFLIGHT_SAMPLES", 8))),
+        preflight_max_side=max(64, int(env.get("HEYGEM_PREFLIGHT_MAX_SIDE", 640))),
+        preflight_timeout_s=float(env.get("HEYGEM_PREFLIGHT_TIMEOUT_S", 120.0)),
+        speed_defaults=env.get("HEYGEM_SPEED_DEFAULTS", "builtin=0.8,wav2lip=2.0"),
+        speed_samples=max(1, int(env.get("HEYGEM_SPEED_SAMPLES", 200))),
+        speed_refresh_s=float(env.get("HEYGEM_SPEED_REFRESH_S", 30.0)),
+        eta_prior_s=max(0.0, float(env.get("HEYGEM_ETA_PRIOR_S", 15.0))),
     )
 
 

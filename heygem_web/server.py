@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runtime = runtime
         runtime.spawn_worker(settings.inprocess_workers)
         runtime.start_deliveries()
+        runtime.speed.warm()
         try:
             yield
         finally:

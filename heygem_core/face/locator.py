@@ -60,6 +60,19 @@ class Locator:
                 covered.append(points_box(points, rgb.shape))
         return faces
 
+    def count(self, rgb: np.ndarray) -> int:
+        """How many faces the whole-frame mesh finds (up to MAX_FACES); when it finds none, the
+        full-range detector's faces if the mesh confirms the largest of them (as `find` would),
+        else 0."""
+        faces = mesh_points(self._mesh, rgb, (0, 0))
+        if faces:
+            return len(faces)
+        boxes = _detector_boxes(self._detector, rgb)
+        if not boxes:
+            return 0
+        square = square_around(boxes[_pick_box(boxes, None)], DETECTOR_CROP_SCALE)
+        return len(boxes) if mesh_points(self._mesh, square_patch(rgb, square), square[:2]) else 0
+
     def _find_small(self, rgb: np.ndarray, near: Box | None) -> np.ndarray | None:
         """Full-range detector, then the mesh on an enlarged square crop around its pick."""
         boxes = _detector_boxes(self._detector, rgb)

@@ -52,6 +52,7 @@ class Probe:
     fps: float = 0.0
     seconds: float = 0.0
     error: HeyGemError | None = None
+    size: tuple[int, int] | None = None  # a video's upright (width, height)
 
 
 def display_name(filename: str) -> str:
@@ -113,7 +114,7 @@ def default_mode(n_audios: int, n_videos: int) -> BatchMode:
 def probe_video_file(stored: StoredFile, settings: Settings) -> Probe:
     try:
         info = probe_video(stored.path, settings)
-        return Probe(fps=info.fps, seconds=info.duration)
+        return Probe(fps=info.fps, seconds=info.duration, size=(info.width, info.height))
     except HeyGemError as e:
         return Probe(error=_named(e, stored.display_name))
 
@@ -162,10 +163,12 @@ def face_choices(text: str, videos: Sequence[StoredFile], references: Sequence[S
 
 def make_items(batch_id: str, mode: BatchMode, pairs: list[tuple[StoredFile, StoredFile]],
                settings: Settings, naming: str = "", engine: str = "",
-               faces: dict[Path, FaceChoice] | None = None) -> list[Item]:
+               faces: dict[Path, FaceChoice] | None = None,
+               sizes: dict[str, tuple[int, int]] | None = None) -> list[Item]:
     """One item per pair, its output named by the `naming` pattern (default: the mode's), its
     face the one `faces` chooses for its video (default: the largest); an input that fails its
-    probe makes its item fail at once."""
+    probe makes its item fail at once. `sizes`, when given, gets each probed video's (width,
+    height) by stored path."""
     pattern = naming or default_pattern(mode)
     when = time.time()
     probes: dict[Path, Probe] = {}
@@ -186,6 +189,8 @@ def make_items(batch_id: str, mode: BatchMode, pairs: list[tuple[StoredFile, Sto
         choice = (faces or {}).get(video.path)
         item.face = json.dumps(choice.to_dict()) if choice is not None and not choice.is_default else ""
         _apply_probes(item, probes[video.path], probes[audio.path])
+        if sizes is not None and probes[video.path].size is not None:
+            sizes[item.video_path] = probes[video.path].size
         items.append(item)
     return items
 

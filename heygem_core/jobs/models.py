@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Iterable
+from typing import Iterable, Sequence
 
 BATCH_ID_HEX = 32  # batch ids are uuid4 hex: 32 lowercase hex digits
 # Just under 1.0: the most an unfinished batch may report, so that 1.0 always means "all done".
@@ -124,6 +124,17 @@ class Batch:
         self.webhook_events = WebhookEvents(self.webhook_events)
 
 
+@dataclass(frozen=True)
+class RenderRecord:
+    """A finished render as the speed estimate learns from it (see `jobs/speed.py`)."""
+
+    engine: str            # the batch's resolved engine
+    video_path: str        # the stored input video (its size is read from the file)
+    output_seconds: float  # the output's length
+    seconds: float         # what the item took: finished_at - started_at, else render_seconds
+    finished_at: float     # unix time, s
+
+
 class DeliveryStatus(str, Enum):
     """A webhook delivery: pending (waiting for its next attempt) -> delivered | failed."""
 
@@ -232,11 +243,16 @@ def _seconds_worked(item: Item, now: float) -> float:
     return max(end - item.started_at, 0.0)
 
 
-def eta_seconds(batch: Batch, now: float) -> float | None:
-    """Seconds left: frames still to render over the measured throughput (frames a second).
+def eta_seconds(batch: Batch, now: float, estimates: Sequence[float | None] | None = None,
+                prior_s: float = 15.0) -> float | None:
+    """Seconds left. 0.0 when every item is finished.
 
-    Throughput is the frames rendered by the finished and running items over the seconds spent
-    on them. None before any frame was rendered; 0.0 when every item is finished.
+    With `estimates` (each item's estimated render seconds, from learned speed) for every
+    unfinished item: the estimated seconds still to go, times how the measured work compares
+    with its estimate, (spent + prior_s) / (estimated + prior_s), so the first value (before any
+    frame) is the plain estimate and measured progress takes over as seconds are spent.
+    Without them: frames still to render over the measured throughput (frames rendered by the
+    finished and running items over the seconds spent on them), None before any frame.
     """
     remaining = sum(_weight(item) - _frames_credited(item) for item in batch.items)
     if remaining <= 0:
@@ -244,11 +260,27 @@ def eta_seconds(batch: Batch, now: float) -> float | None:
     worked = [item for item in batch.items
               if item.started_at is not None
               and (item.status.finished or item.status is ItemStatus.PROCESSING)]
+    if estimates is not None and len(estimates) == len(batch.items) and all(
+            e is not None for item, e in zip(batch.items, estimates) if not item.status.finished):
+        return _eta_from_estimates(batch, worked, estimates, now, prior_s)
     frames = sum(_frames_worked(item) for item in worked)
     seconds = sum(_seconds_worked(item, now) for item in worked)
     if frames <= 0 or seconds <= 0:
         return None
     return remaining / (frames / seconds)
+
+
+def _eta_from_estimates(batch: Batch, worked: list[Item], estimates: Sequence[float | None], now: float,
+                        prior_s: float) -> float:
+    """The estimated seconds left, corrected by measured / estimated time of the work done."""
+    share = {item.index: e or 0.0 for item, e in zip(batch.items, estimates)}
+    left = sum(share[item.index] * (1 - _frames_credited(item) / _weight(item))
+               for item in batch.items if not item.status.finished)
+    spent = sum(_seconds_worked(item, now) for item in worked)
+    expected = sum(share[item.index] * min(_frames_worked(item) / _weight(item), 1.0) for item in worked)
+    if expected + prior_s <= 0:
+        return left
+    return left * (spent + prior_s) / (expected + prior_s)
 
 
 def current_item(batch: Batch) -> Item | None:

@@ -38,9 +38,11 @@ from dataclasses import MISSING, fields
 from enum import Enum
 from typing import Any, Callable, Iterable, TypeVar
 
-from heygem_core.jobs.models import Batch, BatchMode, BatchStatus, Delivery, DeliveryStatus, Item, ItemStatus
+from heygem_core.jobs.models import (Batch, BatchMode, BatchStatus, Delivery, DeliveryStatus, Item, ItemStatus,
+                                     RenderRecord)
 from heygem_core.jobs.store import (BATCH_WRITABLE, ITEM_WRITABLE, ProgressStore, StoreUnavailable,
-                                    check_fields, decode_attempts, encode_attempts, encode_field)
+                                    check_fields, decode_attempts, encode_attempts, encode_field,
+                                    render_record)
 from heygem_core.realtime_log import log_event
 
 try:
@@ -61,6 +63,8 @@ _BATCH_FIELDS = tuple(f.name for f in fields(Batch) if f.name != "items")
 _ITEM_FIELDS = tuple(f.name for f in fields(Item))
 _UNFINISHED_BATCH = {BatchStatus.QUEUED.value, BatchStatus.PROCESSING.value}
 _OPEN_ITEM = {ItemStatus.PENDING.value, ItemStatus.PROCESSING.value}
+# The item fields a speed sample needs (recent_renders reads only these).
+_RENDER_FIELDS = ("status", "video_path", "output_seconds", "render_seconds", "started_at", "finished_at")
 
 
 def _flag(value: str) -> bool:
@@ -481,6 +485,33 @@ class RedisStore(ProgressStore):
         if version is None:
             raise KeyError(batch_id)
         return int(version), int(queue_version or 0)
+
+    @_resilient
+    def recent_renders(self, limit: int = 200) -> list[RenderRecord]:
+        members = self.redis.zrevrange(self.key("batch:history"), 0, max(int(limit), 1) - 1)
+        ids = [_batch_of(member) for member in members]
+        with self.redis.pipeline(transaction=False) as pipe:
+            for batch_id in ids:
+                pipe.hmget(self._batch_key(batch_id), "engine", "n_items")
+            heads = pipe.execute()
+        wanted = [(b, engine, i) for b, (engine, n) in zip(ids, heads) if n is not None
+                  for i in range(int(n))]
+        with self.redis.pipeline(transaction=False) as pipe:
+            for batch_id, _, index in wanted:
+                pipe.hmget(self._item_key(batch_id, index), *_RENDER_FIELDS)
+            rows = pipe.execute()
+        records = []
+        for (batch_id, engine, index), values in zip(wanted, rows):
+            row = {name: value for name, value in zip(_RENDER_FIELDS, values) if value is not None}
+            if row.get("status") != ItemStatus.DONE.value:
+                continue
+            item = Item(batch_id=batch_id, index=index, name="", audio_path="", output_name="",
+                        **_decode_fields(Item, row, _RENDER_FIELDS))
+            record = render_record(engine or "", item)
+            if record is not None:
+                records.append(record)
+        records.sort(key=lambda r: r.finished_at, reverse=True)
+        return records[:limit]
 
     @_resilient
     def version(self, batch_id: str) -> int:

@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING
 from heygem_core.config import Settings, get_settings
 from heygem_core.jobs.delivery import WebhookDeliverer
 from heygem_core.jobs.heartbeat import ROLE_APP, Liveness, process_name
+from heygem_core.jobs.preflight import Preflight
 from heygem_core.jobs.queue import JobQueue
 from heygem_core.jobs.redis_store import RedisStore
 from heygem_core.jobs.service import BatchService
 from heygem_core.jobs.sqlite_store import SqliteStore
 from heygem_core.jobs.store import ProgressStore
 from heygem_core.jobs.snapshot import OutputUrl, SnapshotCache
+from heygem_core.jobs.speed import SpeedBook
 from heygem_core.jobs.supervisor import WorkerSupervisor
 from heygem_core.realtime_log import log_event, setup_realtime_log
 
@@ -62,6 +64,8 @@ class Runtime:
     service: BatchService
     snapshots: SnapshotCache
     runner: ItemRunner | None = None  # only in a process that renders (a worker)
+    speed: SpeedBook | None = None  # learned render speed: preflight estimates and first ETAs
+    preflight: Preflight | None = None  # the check before queueing (POST /api/preflight, the UI)
 
     supervisor: WorkerSupervisor | None = None  # the worker process this app started
     liveness: Liveness | None = None
@@ -125,6 +129,8 @@ class Runtime:
             self.deliverer.stop()
         if self.liveness is not None:
             self.liveness.stop()
+        if self.preflight is not None:
+            self.preflight.close()
         self.store.close()
 
 
@@ -178,4 +184,8 @@ def build_runtime(settings: Settings | None = None, owns_log: bool = True, *, re
     service = BatchService(store, queue, settings)
     where = f"Redis {store.safe_url}" if isinstance(store, RedisStore) else f"workspace {settings.workspace}"
     log_event(f"服务启动 / runtime ready, {where}")
-    return Runtime(settings, store, queue, service, SnapshotCache(store, output_url), runner)
+    speed = SpeedBook(store, settings)
+    service.on_sizes = speed.remember_sizes
+    snapshots = SnapshotCache(store, output_url, estimator=speed.item_estimates, prior_s=settings.eta_prior_s)
+    return Runtime(settings, store, queue, service, snapshots, runner, speed=speed,
+                   preflight=Preflight(settings, speed))

@@ -41,6 +41,8 @@ class BatchService:
     queue: JobQueue
     settings: Settings
     is_alive: Callable[[str | None], bool] | None = None  # worker -> alive? (None: same-host pid check)
+    on_sizes: Callable[[dict[str, tuple[int, int]]], None] | None = None  # the probed videos' sizes of a
+                                                                          # new batch (speed estimates)
 
     def __post_init__(self) -> None:
         self._submit_lock = threading.Lock()
@@ -77,7 +79,10 @@ class BatchService:
             if existing is not None:
                 intake.discard(folder)
                 return existing, False
-            items = intake.make_items(batch_id, batch_mode, pairs, self.settings, naming, resolved, choices)
+            sizes: dict[str, tuple[int, int]] = {}
+            items = intake.make_items(batch_id, batch_mode, pairs, self.settings, naming, resolved, choices, sizes)
+            if self.on_sizes is not None:
+                self.on_sizes(sizes)
             batch = Batch(batch_id=batch_id, mode=batch_mode, engine=resolved, items=items, owner=owner,
                           fingerprint=inputs_key, created_at=time.time(), webhook_url=hook_url,
                           webhook_events=hook_events)

@@ -8,6 +8,7 @@ returns, so hundreds of pollers cost one small store query each per change."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -21,11 +22,15 @@ from heygem_core.jobs.models import (Batch, BatchMode, BatchStatus, Delivery, De
 from heygem_core.jobs.store import ProgressStore
 from heygem_core.metrics import system_metrics, system_metrics_json
 
+logger = logging.getLogger(__name__)
+
 RATE_DECIMALS = 4  # progress_rate in the snapshot is rounded to this many decimals
 CURRENT_TTL_S = 0.25  # how long "the current batch" is remembered between polls
 POLL_FRESH_S = 0.05  # polls this close together share one look at the store's version
 
 OutputUrl = Callable[[Item], str]  # the download link of a done item
+Estimator = Callable[[Batch], "list[float | None]"]  # each item's estimated render seconds (jobs/speed.py)
+DEFAULT_PRIOR_S = 15.0  # seconds of measured work the estimates count as (Settings.eta_prior_s)
 
 
 def _item_view(item: Item, output_url: OutputUrl | None, engine: str) -> dict[str, Any]:
@@ -106,18 +111,21 @@ def _queue_view(line: dict[str, Any], batch_id: str) -> dict[str, Any]:
 def snapshot(batch: Batch, system: dict | None = None,
              output_url: OutputUrl | None = None,
              now: float | None = None, deliveries: list[Delivery] | None = None,
-             line: dict[str, Any] | None = None) -> dict[str, Any]:
+             line: dict[str, Any] | None = None, estimates: list[float | None] | None = None,
+             prior_s: float = DEFAULT_PRIOR_S) -> dict[str, Any]:
     """The progress snapshot of DESIGN.md, ready for `json.dumps` (enums as their values).
 
     `output_url(item)` makes the download link of a done item (None: no links); `system` is the
     CPU / memory / GPU metrics dict; `now` defaults to the current time (for the ETA);
     `deliveries` are the batch's webhook deliveries (shown under `webhook`); `line` is
-    `queue_line` (shown under `queue` with the batch's position; None: `queue` is None).
+    `queue_line` (shown under `queue` with the batch's position; None: `queue` is None);
+    `estimates` each item's estimated render seconds, which the time left starts from (see
+    `eta_seconds`).
     """
     now = time.time() if now is None else now
     running = current_item(batch)
     rate = progress_rate(batch)
-    eta = eta_seconds(batch, now)
+    eta = eta_seconds(batch, now, estimates, prior_s)
     finished = (ItemStatus.DONE, ItemStatus.FAILED, ItemStatus.CANCELLED)
     return {
         "batch_id": batch.batch_id,
@@ -182,9 +190,12 @@ class SnapshotCache:
 
     `owner` None sees every batch; a user sees only their own (another's is `not_found`)."""
 
-    def __init__(self, store: ProgressStore, output_url: OutputUrl | None = None) -> None:
+    def __init__(self, store: ProgressStore, output_url: OutputUrl | None = None,
+                 estimator: Estimator | None = None, prior_s: float = DEFAULT_PRIOR_S) -> None:
         self.store = store
         self.output_url = output_url
+        self.estimator = estimator
+        self.prior_s = prior_s
         self._snapshots: dict[str, _Cached] = {}
         self._current: dict[str | None, tuple[float, str | None]] = {}  # owner -> (when, batch id)
         self._lines: dict[str | None, tuple[int, dict]] = {}  # viewer -> (queue version, line)
@@ -244,8 +255,22 @@ class SnapshotCache:
 
     def of(self, batch: Batch) -> dict[str, Any]:
         """The snapshot of a batch already read (history), without system metrics."""
-        return snapshot(batch, None, self.output_url, deliveries=self._deliveries(batch),
-                        line=self._line(batch.owner, self._queue_version()))
+        return self._build(batch, self._line(batch.owner, self._queue_version()))
+
+    def _build(self, batch: Batch, line: dict[str, Any]) -> dict[str, Any]:
+        return snapshot(batch, None, self.output_url, deliveries=self._deliveries(batch), line=line,
+                        estimates=self._estimates(batch), prior_s=self.prior_s)
+
+    def _estimates(self, batch: Batch) -> list[float | None] | None:
+        """Each item's estimated render seconds (None: no estimator, or it failed: the ETA is
+        then measured alone)."""
+        if self.estimator is None or batch.status.finished:
+            return None
+        try:
+            return self.estimator(batch)
+        except Exception:  # noqa: BLE001  (an estimate is never worth a failed poll)
+            logger.exception("item estimates of batch %s failed", batch.batch_id)
+            return None
 
     def _deliveries(self, batch: Batch) -> list[Delivery] | None:
         """The batch's webhook deliveries (read only for a batch with a webhook)."""
@@ -281,10 +306,8 @@ class SnapshotCache:
         batch = self.store.get_batch(batch_id)
         if batch is None:
             raise HeyGemError(ErrorCode.NOT_FOUND, "batch")
-        line = self._line(batch.owner, queue_version)
         cached = _Cached.of(version, queue_version, batch.owner,
-                            snapshot(batch, None, self.output_url, deliveries=self._deliveries(batch),
-                                     line=line))
+                            self._build(batch, self._line(batch.owner, queue_version)))
         self._snapshots[batch_id] = cached
         return cached
 

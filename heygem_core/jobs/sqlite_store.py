@@ -19,9 +19,9 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from heygem_core.jobs.models import Batch, BatchStatus, Delivery, DeliveryStatus, Item, ItemStatus
+from heygem_core.jobs.models import Batch, BatchStatus, Delivery, DeliveryStatus, Item, ItemStatus, RenderRecord
 from heygem_core.jobs.store import (BATCH_WRITABLE, ITEM_WRITABLE, ProgressStore, check_fields, decode_attempts,
-                                    encode_attempts, encode_field)
+                                    encode_attempts, encode_field, render_record)
 
 log = logging.getLogger(__name__)
 
@@ -467,6 +467,17 @@ class SqliteStore(ProgressStore):
             row = self._conn.execute("SELECT value FROM queue_state WHERE name = ?",
                                      (name,)).fetchone()
         return int(row[0]) if row else 0
+
+    def recent_renders(self, limit: int = 200) -> list[RenderRecord]:
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT b.engine, {', '.join('i.' + c for c in _ITEM_COLUMNS.values())} FROM items AS i "
+                "JOIN batches AS b ON b.batch_id = i.batch_id "
+                "WHERE i.status = ? AND i.output_seconds > 0 "
+                "AND (i.render_seconds > 0 OR i.finished_at > i.started_at) "
+                "ORDER BY i.finished_at DESC LIMIT ?", (ItemStatus.DONE.value, int(limit))).fetchall()
+        records = (render_record(row[0], _item_from_row(row[1:])) for row in rows)
+        return [r for r in records if r is not None]
 
     def version(self, batch_id: str) -> int:
         with self._lock:

@@ -13,7 +13,7 @@ from enum import Enum
 from dataclasses import asdict, fields
 from typing import Any, Iterable
 
-from heygem_core.jobs.models import Batch, BatchMode, Delivery, DeliveryAttempt, Item
+from heygem_core.jobs.models import Batch, BatchMode, Delivery, DeliveryAttempt, Item, ItemStatus, RenderRecord
 
 # What update_batch / update_item may write, by name.
 BATCH_WRITABLE = frozenset({"status", "started_at", "finished_at", "cancel_requested",
@@ -167,6 +167,12 @@ class ProgressStore(ABC):
         Starts at 1 when the batch is created. Unknown batch: KeyError.
         """
 
+    @abstractmethod
+    def recent_renders(self, limit: int = 200) -> list[RenderRecord]:
+        """Up to `limit` done items that took a measurable time and made output (seconds > 0,
+        output_seconds > 0), newest finished first: what render speed is learned from. A Redis
+        store looks at the newest `limit` batches only."""
+
     # -- leases: which processes are alive (the reaper takes the items of the dead) ----------
 
     @abstractmethod
@@ -254,3 +260,16 @@ def encode_attempts(attempts: list[DeliveryAttempt]) -> str:
 
 def decode_attempts(text: str) -> list[DeliveryAttempt]:
     return [DeliveryAttempt(**a) for a in json.loads(text or "[]")]
+
+
+def render_record(engine: str, item: Item) -> RenderRecord | None:
+    """The item as a RenderRecord, or None when it is not a done, timed render with output."""
+    if ItemStatus(item.status) is not ItemStatus.DONE or not item.output_seconds:
+        return None
+    seconds = item.render_seconds or 0.0
+    if item.started_at is not None and item.finished_at is not None:
+        seconds = item.finished_at - item.started_at
+    if seconds <= 0 or item.output_seconds <= 0:
+        return None
+    return RenderRecord(engine=engine, video_path=item.video_path, output_seconds=item.output_seconds,
+                        seconds=seconds, finished_at=item.finished_at or 0.0)

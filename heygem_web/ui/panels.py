@@ -89,3 +89,34 @@ def system_html(system: dict, lang: str) -> str:
         parts.append(f'{t(lang, "gpu")} {html.escape(str(gpu["name"]))} {gpu["utilization"]}% · '
                      f'{gpu["memory_used_mb"]}/{gpu["memory_total_mb"]} MB')
     return " · ".join(parts)
+
+
+def preflight_html(report: dict, lang: str) -> str:
+    """The check before queueing beside each file: ok or will fail (and why), length, fps, faces
+    on the sampled frames, estimated time; the batch's estimated total under it."""
+    files = report.get("files") or []
+    if not files:
+        return ""
+    keys = ("file", "check", "length", "fps", "faces", "estimate", "reason")
+    head = "".join(f"<th>{t(lang, k)}</th>" for k in keys)
+    rows = [_preflight_row(row, lang) for row in files]
+    ok = sum(1 for row in files if row["ok"])
+    total = report.get("estimated_seconds")
+    foot = t(lang, "check_total", time=eta_text(lang, None if total is None else round(total)), ok=ok,
+             n=len(files))
+    return (f'<table class="hg-table" id="hg-preflight"><tr>{head}</tr>{"".join(rows)}</table>'
+            f'<div class="hg-line" id="hg-preflight-total">{foot}</div>')
+
+
+def _preflight_row(row: dict, lang: str) -> str:
+    cls = "" if row["ok"] else ' class="hg-failed"'
+    verdict = t(lang, "check_ok" if row["ok"] else "check_fail")
+    length = f'{row["duration_s"]:.1f} s' if row.get("duration_s") is not None else ""
+    fps = f'{row["fps"]:g}' if row.get("fps") else ""
+    faces = ""
+    if row.get("face_found") is not None:
+        faces = f'{row["faces"]} · {100 * (row.get("face_share") or 0):.0f}%'
+    estimate = eta_text(lang, round(row["estimated_seconds"])) if row.get("estimated_seconds") is not None else ""
+    reason = html.escape(row.get("error") or "; ".join(row.get("warnings") or ()))
+    return (f'<tr data-ok="{str(row["ok"]).lower()}"><td>{html.escape(row["name"])}</td><td{cls}>{verdict}</td>'
+            f'<td>{length}</td><td>{fps}</td><td>{faces}</td><td>{estimate}</td><td{cls}>{reason}</td></tr>')

@@ -17,12 +17,13 @@ from heygem_core.config import Settings
 from heygem_core.engines import ENGINE_CHOICES, engine_statuses
 from heygem_core.errors import HeyGemError
 from heygem_core.jobs.intake import Upload
+from heygem_core.jobs.preflight import InputFile
 from heygem_core.jobs.models import BatchMode
 from heygem_core.jobs.rules import FINISHED_BATCH_STATUSES as FINISHED
 from heygem_core.jobs.runtime import Runtime
 from heygem_core.metrics import system_metrics
 from heygem_core.realtime_log import tail, tail_of_batches
-from heygem_web.ui.panels import items_html, progress_html, results_html, system_html, ticker_html
+from heygem_web.ui.panels import items_html, preflight_html, progress_html, results_html, system_html, ticker_html
 from heygem_web.ui.text import DEFAULT_LANG, LANGS, status_word, t
 
 logger = logging.getLogger(__name__)
@@ -75,6 +76,11 @@ def build_ui(get_runtime: RuntimeGetter, settings: Settings) -> gr.Blocks:
                 follow, [attached, lang], [ticker, tab["start"]], trigger_mode="once")
         cancel.click(_action(get_runtime, "cancel"), [attached], [])
         retry.click(_action(get_runtime, "retry"), [attached], [])
+        for tab, mode in ((batch_tab, BatchMode.ONE_AUDIO), (single_tab, BatchMode.ONE_AUDIO),
+                          (local_tab, BatchMode.ONE_VIDEO)):
+            gr.on([tab["audio"].change, tab["videos"].change, tab["engine"].change, lang.change],
+                  _checker(get_runtime, mode), [tab["audio"], tab["videos"], tab["engine"], lang], [tab["check"]],
+                  show_progress="minimal")
         history_tab["refresh"].click(_history(get_runtime), [lang], [history_tab["table"], history_tab["pick"]])
         history_tab["open"].click(lambda pick: pick or None, [history_tab["pick"]], [attached])
         texts = [heading, cancel, retry, system_box, log_box, *_labelled(batch_tab, single_tab, local_tab,
@@ -113,10 +119,11 @@ def _batch_tab(settings: Settings) -> dict[str, gr.components.Component]:
         preview = gr.Gallery(label=t(DEFAULT_LANG, "preview"), columns=6, height=170, interactive=False,
                              elem_id="hg-preview")
         videos.change(_as_list, videos, preview, show_progress="hidden")
+        check = gr.HTML(elem_id="hg-check")
         engine, engines = _engine_dropdown(settings)
         start = gr.Button(t(DEFAULT_LANG, "start"), variant="primary", elem_id="hg-start")
     return {"tab": tab, "audio": audio, "videos": videos, "engine": engine, "engines": engines, "start": start,
-            "preview": preview}
+            "preview": preview, "check": check}
 
 
 def _single_tab(settings: Settings) -> dict[str, gr.components.Component]:
@@ -124,9 +131,11 @@ def _single_tab(settings: Settings) -> dict[str, gr.components.Component]:
         with gr.Row():
             audio = gr.Audio(type="filepath", label=t(DEFAULT_LANG, "audio"))
             videos = gr.File(file_count="single", file_types=["video", "image"], label=t(DEFAULT_LANG, "video"))
+        check = gr.HTML()
         engine, engines = _engine_dropdown(settings)
         start = gr.Button(t(DEFAULT_LANG, "start_single"), variant="primary")
-    return {"tab": tab, "audio": audio, "videos": videos, "engine": engine, "engines": engines, "start": start}
+    return {"tab": tab, "audio": audio, "videos": videos, "engine": engine, "engines": engines, "start": start,
+            "check": check}
 
 
 def _localise_tab(settings: Settings) -> dict[str, gr.components.Component]:
@@ -134,9 +143,11 @@ def _localise_tab(settings: Settings) -> dict[str, gr.components.Component]:
         with gr.Row():
             videos = gr.File(file_count="single", file_types=["video", "image"], label=t(DEFAULT_LANG, "video"))
             audio = gr.File(file_count="multiple", file_types=["audio"], label=t(DEFAULT_LANG, "audios"))
+        check = gr.HTML()
         engine, engines = _engine_dropdown(settings)
         start = gr.Button(t(DEFAULT_LANG, "start"), variant="primary")
-    return {"tab": tab, "audio": audio, "videos": videos, "engine": engine, "engines": engines, "start": start}
+    return {"tab": tab, "audio": audio, "videos": videos, "engine": engine, "engines": engines, "start": start,
+            "check": check}
 
 
 def _history_tab() -> dict[str, gr.components.Component]:
@@ -195,6 +206,22 @@ def _submitter(get_runtime: RuntimeGetter, mode: BatchMode) -> Callable:
         return batch_id
 
     return submit
+
+
+def _checker(get_runtime: RuntimeGetter, mode: BatchMode) -> Callable:
+    """The check before queueing of the files picked so far, as the table beside them."""
+    def check(audio, videos, engine: str, lang: str) -> str:
+        clips, audios = _as_list(videos), _as_list(audio)
+        if not clips and not audios:
+            return ""
+        inputs = [[InputFile(Path(p).name, Path(p)) for p in paths] for paths in (clips, audios)]
+        try:
+            report = get_runtime().preflight.check(*inputs, engine=engine or "auto", mode=mode.value)
+        except HeyGemError as e:
+            return f'<div class="hg-line hg-failed">{html.escape(t(lang, "check_failed", error=e.message))}</div>'
+        return preflight_html(report.as_dict(), lang)
+
+    return check
 
 
 def _as_list(value) -> list[str]:

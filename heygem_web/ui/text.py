@@ -51,6 +51,16 @@ TEXT: dict[str, dict[str, str]] = {
     "gpu": {"zh": "GPU", "en": "GPU"},
     "no_gpu": {"zh": "没有检测到 GPU", "en": "no GPU detected"},
     "created": {"zh": "创建时间", "en": "Created"},
+    "check": {"zh": "检查", "en": "Check"},
+    "check_ok": {"zh": "可以生成", "en": "ok"},
+    "check_fail": {"zh": "将会失败", "en": "will fail"},
+    "length": {"zh": "时长", "en": "Length"},
+    "fps": {"zh": "帧率", "en": "fps"},
+    "faces": {"zh": "人脸", "en": "Faces"},
+    "estimate": {"zh": "预计耗时", "en": "Est. time"},
+    "check_total": {"zh": "预计总耗时 {time}({ok}/{n} 个文件可以生成)",
+                    "en": "Estimated total {time} ({ok} of {n} files ok)"},
+    "check_failed": {"zh": "无法检查文件:{error}", "en": "The files could not be checked: {error}"},
     "items": {"zh": "文件数", "en": "Files"},
 }
 

@@ -62,7 +62,9 @@ def test_items_are_probed_and_a_bad_input_fails_its_item_at_once(
     audio = StoredFile("讲稿.wav", tone, "a")
     good = StoredFile("teacher.mp4", presenter_clip, "v1")
     bad = StoredFile("broken.mp4", bad_inputs["truncated"], "v2")
-    items = intake.make_items("b" * 32, BatchMode.ONE_AUDIO, [(good, audio), (bad, audio)], settings)
+    sizes: dict[str, tuple[int, int]] = {}
+    items = intake.make_items("b" * 32, BatchMode.ONE_AUDIO, [(good, audio), (bad, audio)], settings, sizes=sizes)
+    assert sizes == {str(presenter_clip): (640, 360)}  # what the speed estimate needs, probed once
     assert [i.name for i in items] == ["teacher.mp4", "broken.mp4"]
     assert items[0].status is ItemStatus.PENDING and items[0].frames_total == 25
     assert items[1].status is ItemStatus.FAILED and items[1].error_code == ErrorCode.VIDEO_UNREADABLE.value

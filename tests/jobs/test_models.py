@@ -89,3 +89,33 @@ def test_eta_from_measured_throughput() -> None:
     _set(batch.items[1], ItemStatus.DONE, 100, started=10.0, finished=20.0)
     _set(batch.items[2], ItemStatus.FAILED, 0, started=20.0, finished=20.0)
     assert eta_seconds(batch, now=30.0) == 0.0
+
+
+def test_eta_starts_from_the_item_estimates_before_any_frame() -> None:
+    batch = make_batch("b1", 3)
+    assert eta_seconds(batch, now=0.0, estimates=[10.0, 20.0, 30.0]) == pytest.approx(60.0)
+    assert snapshot(batch, now=0.0, estimates=[10.0, 20.0, 30.0])["eta_seconds"] == 60
+
+
+def test_eta_follows_measured_work_against_its_estimate() -> None:
+    batch = make_batch("b1", 3)
+    estimates = [10.0, 10.0, 10.0]
+    # the first item took 20 s where 10 were estimated: twice as slow, trusted over a 0 s prior
+    _set(batch.items[0], ItemStatus.DONE, 100, started=0.0, finished=20.0)
+    assert eta_seconds(batch, now=20.0, estimates=estimates, prior_s=0.0) == pytest.approx(40.0)
+    # a prior of 20 s counts as 20 s of work that went as estimated: (20 + 20) / (10 + 20)
+    assert eta_seconds(batch, now=20.0, estimates=estimates, prior_s=20.0) == pytest.approx(20.0 * 40 / 30)
+    # the running item counts by its frames: half of item 1 in 10 s, twice its estimate again
+    _set(batch.items[1], ItemStatus.PROCESSING, 50, started=20.0)
+    assert eta_seconds(batch, now=30.0, estimates=estimates, prior_s=0.0) == pytest.approx(
+        (5.0 + 10.0) * 30.0 / 15.0)
+
+
+def test_eta_without_an_estimate_for_some_unfinished_item_is_measured() -> None:
+    batch = make_batch("b1", 2)
+    assert eta_seconds(batch, now=5.0, estimates=[10.0, None]) is None
+    _set(batch.items[0], ItemStatus.PROCESSING, 50, started=0.0)
+    assert eta_seconds(batch, now=5.0, estimates=[10.0, None]) == pytest.approx(15.0)
+    # a failed item needs none: 10 s estimated left, corrected by (5 + 5) / (10 + 5)
+    _set(batch.items[1], ItemStatus.FAILED, 0)
+    assert eta_seconds(batch, now=5.0, estimates=[20.0, None], prior_s=5.0) == pytest.approx(10.0 * 10 / 15)

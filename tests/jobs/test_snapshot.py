@@ -141,3 +141,25 @@ def test_peek_answers_only_from_memory(counting: CountingStore) -> None:
     time.sleep(POLL_FRESH_S + 0.01)
     assert cache.peek_json("f" * 32) is None  # stale: the route looks again, off the loop
     assert counting.reads == reads
+
+
+def test_the_cache_starts_the_time_left_from_the_item_estimates(counting: CountingStore) -> None:
+    batch = make_batch("e" * 32, 3)
+    counting.create_batch(batch)
+    asked: list[str] = []
+
+    def estimator(b):
+        asked.append(b.batch_id)
+        return [10.0, 20.0, 30.0]
+
+    cache = SnapshotCache(counting, estimator=estimator)
+    assert cache.live(batch.batch_id)["eta_seconds"] == 60  # before any frame
+    assert SnapshotCache(counting).live(batch.batch_id)["eta_seconds"] is None  # measured alone
+
+    def broken(b):
+        raise RuntimeError("no estimate")
+
+    assert SnapshotCache(counting, estimator=broken).live(batch.batch_id)["eta_seconds"] is None
+    counting.update_batch(batch.batch_id, status=BatchStatus.CANCELLED)
+    cache.live(batch.batch_id)
+    assert asked == [batch.batch_id]  # a finished batch needs none

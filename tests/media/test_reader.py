@@ -76,3 +76,25 @@ def test_frame_source_close_mid_stream_removes_spill(clip: Path, tmp_path: Path)
         next(it)
     source.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_frames_at_picks_the_same_frames_in_one_pass_or_by_seeking(tmp_path: Path, monkeypatch) -> None:
+    from heygem_core.media import reader
+    from tests.media.clips import make_video
+
+    # each frame's number in its brightness (2 levels a frame), read back from its pixels
+    path = make_video(tmp_path / "count.mp4", seconds=4.0, size=(320, 240), source="color",
+                      vf="format=yuv420p,geq=lum='N*2':cb=128:cr=128",
+                      codec=["-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p"])
+    info = probe_video(path)
+    assert info.keyframes == 4
+    times = [0.5, 1.7, 3.9]
+    one_pass = reader.frames_at(info, times, max_side=160)
+    monkeypatch.setattr(reader, "ONE_PASS_MAX_S", 0.0)
+    monkeypatch.setattr(reader, "ONE_PASS_KEYFRAMES", 0)
+    sought = reader.frames_at(info, times, max_side=160)
+    for frames in (one_pass, sought):
+        assert [f.shape for f in frames] == [(120, 160, 3)] * 3
+        numbers = [(float(f.mean()) * 219 / 255 + 16) / 2 for f in frames]  # RGB back to Y, Y = 2 N
+        assert numbers[0] == pytest.approx(12, abs=1.5)  # the frames at 0.5, 1.7 and 3.9 s: 30, 85 later
+        assert [n - numbers[0] for n in numbers] == pytest.approx([0, 30, 85], abs=1.0)

@@ -1,5 +1,5 @@
 """The studio in headless Chromium (Debian's package, driven by Playwright; no browser download):
-upload, start, live bar, per-file table with the failure in red, playable results, the ZIP,
+upload, the check beside each file before start, start, live bar, per-file table with the failure in red, playable results, the ZIP,
 reattaching after a reload, and one batch from a double click. Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
@@ -98,6 +98,13 @@ def test_batch_in_the_browser(browser, server, inputs):
     ARTIFACTS.mkdir(exist_ok=True)
     page = open_page(browser, server)
     upload(page, inputs, ["teacher_01.mp4", "broken.mp4", "teacher_02.mp4"])
+    # the check before queueing shows beside the files before start is pressed: broken.mp4 will fail
+    page.wait_for_function("() => document.querySelectorAll('#hg-preflight tr[data-ok]').length == 4",
+                           timeout=WAIT_S * 1000)
+    checks = page.query_selector_all("#hg-preflight tr[data-ok]")
+    assert [r.get_attribute("data-ok") for r in checks] == ["true", "false", "true", "true"]
+    assert checks[1].query_selector(".hg-failed") is not None
+    page.screenshot(path=str(ARTIFACTS / "batch_checked.png"), full_page=True)
     before = batch_count(server)
     page.dblclick("#hg-start")  # a double click must not make two batches
     wait_status(page, {"processing", "queued"}, timeout=60)

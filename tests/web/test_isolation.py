@@ -15,7 +15,8 @@ RENDER_STACK = ("cv2", "mediapipe", "torch", "heygem_core.pipeline", "heygem_cor
                 "heygem_core.engines.wav2lip.model", "heygem_core.media.reader", "heygem_core.media.writer",
                 "heygem_core.jobs.worker")
 
-# Builds the app in a fresh interpreter, runs its lifespan, submits a batch and polls it.
+# Builds the app in a fresh interpreter, runs its lifespan, submits a batch, polls it and checks
+# the same files before queueing (whose face sampling runs in a child process).
 SCRIPT = """
 import json, sys
 from dataclasses import replace
@@ -31,6 +32,7 @@ with TestClient(app.create_server_app(settings)) as client:
     files = [("audio", (audio.name, audio.read_bytes())), ("videos", (video.name, video.read_bytes()))]
     batch = client.post("/start_batch", files=files).json()["batch_id"]
     codes += [client.get(f"/api/progress/{batch}").status_code, client.get("/api/batches").status_code]
+    codes.append(client.post("/api/preflight", files=files).status_code)
 loaded = sorted(m for m in sys.modules if m.startswith(tuple(sys.argv[4].split(","))))
 print(json.dumps({"codes": codes, "loaded": loaded}))
 """
@@ -42,5 +44,5 @@ def test_the_web_app_and_its_requests_load_no_render_module(tmp_path: Path, pres
                              ",".join(RENDER_STACK)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["codes"] == [200, 200, 200, 200, 200, 200]
+    assert report["codes"] == [200, 200, 200, 200, 200, 200, 200]
     assert report["loaded"] == []
