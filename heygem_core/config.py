@@ -78,6 +78,9 @@ class Settings:
     track_cache_dir: Path | None = None          # HEYGEM_TRACK_CACHE_DIR; None: workspace/cache/tracks
     track_cache_max_bytes: int = 2 * 1024**3     # HEYGEM_TRACK_CACHE_MAX_MB: the oldest tracks (by mtime,
                                                  # renewed on use) are removed above this
+    segment_seconds: float = 15.0                # HEYGEM_SEGMENT_SECONDS: a longer render is written in segments
+                                                 # of this many seconds, each committed as it completes, so a
+                                                 # crashed render resumes after the last one (0: off)
 
     @property
     def log_file(self) -> Path:
@@ -157,6 +160,7 @@ def get_settings() -> Settings:
         track_cache_dir=(Path(env["HEYGEM_TRACK_CACHE_DIR"]).expanduser().resolve()
                          if env.get("HEYGEM_TRACK_CACHE_DIR") else None),
         track_cache_max_bytes=int(float(env.get("HEYGEM_TRACK_CACHE_MAX_MB", 2048)) * 1024**2),
+        segment_seconds=max(0.0, float(env.get("HEYGEM_SEGMENT_SECONDS", 15.0))),
     )
 
 

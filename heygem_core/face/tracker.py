@@ -4,8 +4,10 @@ keep working and the tracked identity stays put; smoothed (see `smoothing`)."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -27,6 +29,18 @@ SEARCH_PATIENCE = 30         # frames without a face that still get the full sma
 SEARCH_EVERY = 5             # ...after which it runs on every this many frames only (~25 ms each)
 JUMP_DISTANCE = 0.8          # centre shift in eye distances that counts as a cut
 JUMP_SCALE = 1.3             # eye-distance ratio that counts as a cut
+
+
+@dataclass
+class TrackerState:
+    """What a tracker carries from one frame to the next, but the mesh graph's own tracking (a
+    restored tracker's graph starts afresh inside the same crop): kept to resume a render."""
+
+    smoother: FaceSmoother
+    roi: Box | None
+    last_box: Box | None
+    last_raw: np.ndarray | None
+    misses: int
 
 
 class FaceTracker:
@@ -68,6 +82,19 @@ class FaceTracker:
         self._roi = self._last_box = self._last_raw = None
         self._misses = 0
         self._roi_mesh.close()  # drops the mesh's own tracking state
+
+    def state(self) -> TrackerState:
+        """A copy of the temporal state after the last frame tracked."""
+        raw = None if self._last_raw is None else self._last_raw.copy()
+        return TrackerState(copy.deepcopy(self._smoother), self._roi, self._last_box, raw, self._misses)
+
+    def restore(self, state: TrackerState) -> None:
+        """Continue from `state` (from `state()` of a tracker on the same video): the smoothing
+        goes on where it was, the mesh tracks in the same crop from a fresh graph."""
+        self.reset()
+        self._smoother = copy.deepcopy(state.smoother)
+        self._roi, self._last_box, self._misses = state.roi, state.last_box, state.misses
+        self._last_raw = None if state.last_raw is None else state.last_raw.copy()
 
     def close(self) -> None:
         """Release the MediaPipe graphs."""

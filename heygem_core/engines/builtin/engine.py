@@ -15,7 +15,8 @@ from heygem_core.config import Settings
 from heygem_core.engines.base import EngineStatus, FrameJob, LipSyncEngine
 from heygem_core.engines.builtin import LABEL, NAME, engine_status
 from heygem_core.engines.builtin.articulation import MouthTrack, articulate
-from heygem_core.engines.builtin.exemplars import Exemplar, ExemplarLibrary, MouthShape, mouth_shape, paste
+from heygem_core.engines.builtin.exemplars import (Exemplar, ExemplarLibrary, LibraryState, MouthShape, mouth_shape,
+                                                   paste)
 from heygem_core.engines.builtin.interior import paint_interior
 from heygem_core.engines.builtin.warp import (INNER_CONTOUR, ROUND_NARROW, MouthPlan, inverse_field, plan_mouth,
                                               target_gap_of)
@@ -68,6 +69,18 @@ class BuiltinEngine(LipSyncEngine):
         if job.face is not None:
             self._library.observe(job.image, job.face.points, job.index)
 
+    def checkpoint(self) -> BuiltinState:
+        return BuiltinState(self._library.checkpoint(), self._colours, self._colours_at, replace(self._paths))
+
+    def restore(self, states: Sequence[object]) -> None:
+        kept = [s for s in states if isinstance(s, BuiltinState)]
+        if not kept:
+            return
+        self._library.restore([s.library for s in kept])
+        last = kept[-1]
+        self._colours, self._colours_at = last.colours, last.colours_at
+        self._paths = replace(last.paths, sources=set(last.paths.sources))
+
     def notes(self) -> list[str]:
         return self._paths.notes()
 
@@ -104,6 +117,16 @@ class BuiltinEngine(LipSyncEngine):
             self._colours = mouth_colours(job.image, job.face.points)
             self._colours_at = job.index
         return self._colours
+
+
+@dataclass
+class BuiltinState:
+    """The built-in engine's carry-over at a segment's end (see `LipSyncEngine.checkpoint`)."""
+
+    library: LibraryState
+    colours: MouthColours | None
+    colours_at: int
+    paths: PathCounts
 
 
 @dataclass
