@@ -172,7 +172,7 @@ def _render_frames(run: _Run, video: Path, audio: Path, out: Path) -> Path:
             _writer(run, out, audio) as writer, \
             threadpool_limits(limits=1, user_api="blas"):  # tiny solves: threads only spin
         with Prefetch(source, QUEUE_DEPTH) as frames, \
-                Prefetch(_tracked(run, frames, find_face), QUEUE_DEPTH) as jobs, \
+                Prefetch(_tracked(run, frames, find_face, source), QUEUE_DEPTH) as jobs, \
                 WriteBehind(writer.write, QUEUE_DEPTH) as sink:
             pending: deque[FrameJob] = deque()
             batch: list[FrameJob] = []
@@ -289,8 +289,8 @@ def _source_frames(run: _Run) -> int:
     return max(1, min(run.info.n_frames, run.n_out))
 
 
-def _tracked(run: _Run, source: Iterable[tuple[int, np.ndarray]], find_face: FaceFinder
-             ) -> Iterator[FrameJob]:
+def _tracked(run: _Run, source: Iterable[tuple[int, np.ndarray]], find_face: FaceFinder,
+             frame_source: FrameSource) -> Iterator[FrameJob]:
     """Frames to render, with their tracked face; enforces the no-face rule."""
     n_src = _source_frames(run)
     frames = iter(source)
@@ -301,6 +301,8 @@ def _tracked(run: _Run, source: Iterable[tuple[int, np.ndarray]], find_face: Fac
         run.timings["decode"] += t_track - t
         if item is None:
             raise HeyGemError(ErrorCode.VIDEO_UNREADABLE, f"{run.info.path.name}: frames ran out at {index}")
+        if index == run.start and run.tracker is not None and frame_source.previous is not None:
+            run.tracker.prime(frame_source.previous)  # resumed: the mesh sees the frame before again
         face = find_face(*item)
         run.timings["track"] += time.perf_counter() - t_track
         run.faces_found += face is not None

@@ -41,6 +41,7 @@ class TrackerState:
     last_box: Box | None
     last_raw: np.ndarray | None
     misses: int
+    tracked_in: Box | None = None  # the crop the last frame was tracked in (None: it was acquired)
 
 
 class FaceTracker:
@@ -61,6 +62,8 @@ class FaceTracker:
         self._last_box: Box | None = None     # the tracked face's last box, for identity
         self._last_raw: np.ndarray | None = None
         self._misses = 0
+        self._tracked_in: Box | None = None  # the crop the last frame was tracked in
+        self._prime_roi: Box | None = None   # restored: the crop `prime()` shows the last frame in
 
     def track(self, frame_bgr: np.ndarray) -> Face | None:
         """The tracked face in this frame (a fresh array each call), or None when there is none."""
@@ -79,14 +82,15 @@ class FaceTracker:
     def reset(self) -> None:
         """Forget all temporal state (a new video)."""
         self._smoother.reset()
-        self._roi = self._last_box = self._last_raw = None
+        self._roi = self._last_box = self._last_raw = self._tracked_in = self._prime_roi = None
         self._misses = 0
         self._roi_mesh.close()  # drops the mesh's own tracking state
 
     def state(self) -> TrackerState:
         """A copy of the temporal state after the last frame tracked."""
         raw = None if self._last_raw is None else self._last_raw.copy()
-        return TrackerState(copy.deepcopy(self._smoother), self._roi, self._last_box, raw, self._misses)
+        return TrackerState(copy.deepcopy(self._smoother), self._roi, self._last_box, raw, self._misses,
+                            self._tracked_in)
 
     def restore(self, state: TrackerState) -> None:
         """Continue from `state` (from `state()` of a tracker on the same video): the smoothing
@@ -95,6 +99,16 @@ class FaceTracker:
         self._smoother = copy.deepcopy(state.smoother)
         self._roi, self._last_box, self._misses = state.roi, state.last_box, state.misses
         self._last_raw = None if state.last_raw is None else state.last_raw.copy()
+        self._prime_roi = state.tracked_in
+
+    def prime(self, last_frame: np.ndarray) -> None:
+        """After `restore()`: show the fresh mesh graph the frame the state was taken after, in the
+        crop it was tracked in, so that the graph's own tracking goes on from it as it did; the
+        result is not used. Does nothing when that frame was not tracked in a crop."""
+        if self._prime_roi is not None:
+            _check_frame(last_frame)
+            self._track_roi(last_frame, self._prime_roi)
+            self._prime_roi = None
 
     def close(self) -> None:
         """Release the MediaPipe graphs."""
@@ -109,14 +123,16 @@ class FaceTracker:
 
     def _locate(self, frame_bgr: np.ndarray) -> np.ndarray | None:
         """Raw points: tracked in the crop around the last face, else acquired anew."""
+        self._tracked_in = None
         if self._roi is not None and self._last_raw is not None:
+            self._tracked_in = self._roi
             raw = self._track_roi(frame_bgr, self._roi)
             if raw is not None and not _is_jump(self._last_raw, raw):
                 return raw
             if raw is not None:
                 log.debug("the tracking crop holds another face: acquiring again")
                 self._roi_mesh.close()
-            self._roi = None
+            self._roi = self._tracked_in = None
         rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
         small = self._misses < SEARCH_PATIENCE or self._misses % SEARCH_EVERY == 0
         return self._locator.find(rgb, near=self._last_box, small=small)

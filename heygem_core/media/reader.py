@@ -140,6 +140,15 @@ class _SpillFile:
         self.path.unlink(missing_ok=True)
 
 
+def _chained(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    """`first`, then `rest`; closing it closes `rest` (its decoder)."""
+    try:
+        yield first
+        yield from rest
+    finally:
+        rest.close()  # type: ignore[attr-defined]
+
+
 class FrameSource:
     """Yields (source_index, frame) for output frames 0..n_out-1 in ping-pong order, streaming.
 
@@ -152,11 +161,13 @@ class FrameSource:
     start.. only (a resumed render). The decoder then seeks to frame start-1 when `before` is
     that frame's `frame_digest` and the frame decoded there has it, else decodes and drops the
     frames before; when later passes need the spill, the first pass is decoded whole into it.
+    Frame start-1 of the first pass is kept as `previous` (to prime the face tracker).
     """
 
     def __init__(self, info: VideoInfo, n_out: int, workdir: Path | None = None,
                  decode_threads: int = 0, start: int = 0, before: str = "") -> None:
         self.before = before
+        self.previous: np.ndarray | None = None  # resumed: the frame before `start`, once decoded
         self.info = info
         self.decode_threads = decode_threads
         self.n_out = max(0, int(n_out))
@@ -203,10 +214,11 @@ class FrameSource:
             yield 0, frame.copy()
 
     def _forward_pass(self, spill: bool) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield the decoder's frames up to n_out (spilling them if asked); return the count."""
+        """Yield the decoder's frames up to n_out (spilling them if asked); return the count.
+        Resumed, the frame before `start` is kept as `previous` (when it is a first-pass one)."""
         if spill:
             self._spill = _SpillFile(self.workdir)
-        count = 0 if spill else min(self.start, self.info.n_frames)
+        count = 0 if spill or self.start == 0 else min(self.start, self.info.n_frames) - 1
         self._frames = self._decoder(count)
         try:
             for frame in self._frames:
@@ -214,6 +226,8 @@ class FrameSource:
                     self._spill.append(frame)
                 if count >= self.start:
                     yield count, frame
+                elif count == self.start - 1:
+                    self.previous = frame
                 count += 1
                 if count >= self.n_out:
                     break
@@ -221,19 +235,19 @@ class FrameSource:
             self._close_decoder()
         return count
 
-    def _decoder(self, start: int) -> Iterator[np.ndarray]:
-        """Frames start.. of the video: sought to start-1 and checked against `before`, else
-        decoded from the first."""
-        if start == 0 or not self.before:
-            return iter_frames(self.info, self.decode_threads, start=start, seek=False)
-        frames = iter_frames(self.info, self.decode_threads, start=start - 1)
-        first = next(frames, None)
-        if first is not None and frame_digest(first) == self.before:
-            return frames
+    def _decoder(self, first: int) -> Iterator[np.ndarray]:
+        """Frames first.. of the video: sought to and checked against `before`, else decoded from
+        the first frame."""
+        if first == 0 or not self.before:
+            return iter_frames(self.info, self.decode_threads, start=first, seek=False)
+        frames = iter_frames(self.info, self.decode_threads, start=first)
+        frame = next(frames, None)
+        if frame is not None and frame_digest(frame) == self.before:
+            return _chained(frame, frames)
         frames.close()  # type: ignore[attr-defined]
         logger.warning("%s: seeking to frame %d missed it; decoding from the first frame",
-                       self.info.path.name, start)
-        return iter_frames(self.info, self.decode_threads, start=start, seek=False)
+                       self.info.path.name, first)
+        return iter_frames(self.info, self.decode_threads, start=first, seek=False)
 
     def _spill_from_decoder(self, n: int) -> _SpillFile:
         """Decode again into a new spill file, keeping at most the first n frames."""

@@ -67,7 +67,16 @@ class SegmentDir:
             self.clear()
             segments = []
         self.segments = segments
+        self._remove_leftovers()
         return list(segments)
+
+    def _remove_leftovers(self) -> None:
+        """Remove what a crash left half-made: any file the manifest does not list."""
+        keep = {MANIFEST, *(s.file for s in self.segments), *(s.state for s in self.segments)}
+        if self.path.is_dir():
+            for path in self.path.iterdir():
+                if path.name not in keep and path.is_file():
+                    path.unlink(missing_ok=True)
 
     @property
     def end(self) -> int:
@@ -121,7 +130,6 @@ class SegmentedWriter:
         self._start = self.position
         self._staged: dict[int, object] = {}
         self._lock = threading.Lock()
-        self.dir.path.mkdir(parents=True, exist_ok=True)
 
     def segment_end(self, frame: int) -> int:
         """The end (exclusive) of the segment that holds output frame `frame`."""

@@ -55,6 +55,7 @@ class BuiltinEngine(LipSyncEngine):
         self._colours_at = -COLOUR_EVERY  # frame index the colours were sampled at
         self._library = ExemplarLibrary()
         self._paths = PathCounts()
+        self._observed_to = 0  # frames before this were observed (or, resumed, by the run before)
 
     @classmethod
     def status(cls, settings: Settings) -> EngineStatus:
@@ -64,13 +65,18 @@ class BuiltinEngine(LipSyncEngine):
         self._track = articulate(clip, fps, n_frames)
         self._colours, self._colours_at = None, -COLOUR_EVERY
         self._library, self._paths = ExemplarLibrary(), PathCounts()
+        self._observed_to = 0
 
     def observe(self, job: FrameJob) -> None:
+        if job.index < self._observed_to:
+            return  # resumed: the library holds what these frames added, from their first tracking
+        self._observed_to = job.index + 1
         if job.face is not None:
             self._library.observe(job.image, job.face.points, job.index)
 
     def checkpoint(self) -> BuiltinState:
-        return BuiltinState(self._library.checkpoint(), self._colours, self._colours_at, replace(self._paths))
+        return BuiltinState(self._library.checkpoint(), self._colours, self._colours_at, replace(self._paths),
+                            self._observed_to)
 
     def restore(self, states: Sequence[object]) -> None:
         kept = [s for s in states if isinstance(s, BuiltinState)]
@@ -80,6 +86,7 @@ class BuiltinEngine(LipSyncEngine):
         last = kept[-1]
         self._colours, self._colours_at = last.colours, last.colours_at
         self._paths = replace(last.paths, sources=set(last.paths.sources))
+        self._observed_to = last.observed_to
 
     def notes(self) -> list[str]:
         return self._paths.notes()
@@ -127,6 +134,7 @@ class BuiltinState:
     colours: MouthColours | None
     colours_at: int
     paths: PathCounts
+    observed_to: int  # frames before this one were observed
 
 
 @dataclass
