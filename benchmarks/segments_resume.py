@@ -14,6 +14,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -65,11 +66,11 @@ class Run:
     resumed_from: int = 0
 
 
-def child_render(video: Path, audio: Path, out: Path, work: Path, segment_s: float,
+def child_render(video: Path, audio: Path, out: Path, work: Path, segment_s: float, crf: int,
                  kill_at: float | None = None) -> Run:
     """Render in a child process; with `kill_at`, SIGKILL it once that fraction of frames is done."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HEYGEM_SEGMENT_SECONDS": str(segment_s),
-           "HEYGEM_TRACK_CACHE": "0", "HEYGEM_WORKSPACE": str(work.parent)}
+           "HEYGEM_TRACK_CACHE": "0", "HEYGEM_WORKSPACE": str(work.parent), "HEYGEM_ENCODE_CRF": str(crf)}
     start = time.monotonic()
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(video), str(audio), str(out), str(work)],
                              cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
@@ -126,6 +127,7 @@ def compare(resumed: Path, reference: Path, joins: list[int]) -> tuple[dict[str,
                                                                 container_duration(reference)),
               "audio identical": bool(np.array_equal(pcm(resumed), pcm(reference))),
               "psnr min": round(min(scores), 1), "psnr median": round(float(np.median(scores)), 1),
+              "frames under 38 dB": [(i, round(v, 1)) for i, v in enumerate(scores) if v < 38.0][:40],
               "psnr at joins": {j: [round(scores[i], 1) for i in range(j - SHEET_SIDE, j + SHEET_SIDE)]
                                 for j in joins}}
     return report, around
@@ -170,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kill-at", type=float, default=0.9, help="fraction of frames rendered when killed")
     parser.add_argument("--size", default="640x360", help="clip size WxH")
     parser.add_argument("--sheet", type=Path, default=None, help="where to write the contact sheet PNG")
+    parser.add_argument("--crf", type=int, default=18, help="HEYGEM_ENCODE_CRF (0: lossless, to see the "
+                                                            "render's own differences without the encoder's)")
+    parser.add_argument("--keep", type=Path, default=None, help="copy the inputs and outputs here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     width, height = (int(v) for v in args.size.split("x"))
@@ -181,12 +186,13 @@ def main(argv: list[str] | None = None) -> int:
         runs: dict[str, Run] = {}
         for mode, seg in (("plain", 0.0), ("segments", args.segment_seconds)):
             log.info("%s: uninterrupted", mode)
-            runs[f"{mode} whole"] = child_render(video, audio, folder / f"{mode}_whole.mp4", folder / f"w-{mode}-whole", seg)
+            runs[f"{mode} whole"] = child_render(video, audio, folder / f"{mode}_whole.mp4",
+                                                 folder / f"w-{mode}-whole", seg, args.crf)
             out, work = folder / f"{mode}_killed.mp4", folder / f"w-{mode}-killed"
             log.info("%s: killed at %.0f %%", mode, 100 * args.kill_at)
-            runs[f"{mode} killed"] = child_render(video, audio, out, work, seg, kill_at=args.kill_at)
+            runs[f"{mode} killed"] = child_render(video, audio, out, work, seg, args.crf, kill_at=args.kill_at)
             log.info("%s: restarted", mode)
-            runs[f"{mode} restart"] = child_render(video, audio, out, work, seg)
+            runs[f"{mode} restart"] = child_render(video, audio, out, work, seg, args.crf)
         print(json.dumps({k: vars(v) for k, v in runs.items()}, indent=1))
         n = probe_video(folder / "segments_whole.mp4").n_frames
         for mode in ("plain", "segments"):
@@ -206,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
             labels = {j: "resume" if j == resume_at else "join" for j in joins}
             contact_sheet(around, labels, args.sheet)
             print(f"contact sheet: {args.sheet}")
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            for path in folder.glob("*.*"):
+                shutil.copy2(path, args.keep / path.name)
     return 0
 
 
