@@ -21,7 +21,7 @@ from heygem_core.errors import ErrorCode, HeyGemError
 from heygem_core.face import FaceTracker
 from heygem_core.face.cache import FaceFinder, Track, TrackCache, TrackRecorder
 from heygem_core.face.landmarks import Face
-from heygem_core.face.tracker import TRACK_VERSION, TrackerState
+from heygem_core.face.tracker import PRIME_FRAMES, TRACK_VERSION, TrackerState
 from heygem_core.media.audio import AudioClip, read_audio
 from heygem_core.media.probe import VideoInfo, probe_video
 from heygem_core.media.reader import FrameSource, frame_digest
@@ -167,7 +167,7 @@ def _render_frames(run: _Run, video: Path, audio: Path, out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     before = run.resume[-1].digest if run.resume else ""
     with FrameSource(info, run.n_out, workdir=out.parent, decode_threads=settings.decode_threads,
-                     start=run.start, before=before) as source, \
+                     start=run.start, before=before, keep=PRIME_FRAMES) as source, \
             _face_finder(run) as find_face, \
             _writer(run, out, audio) as writer, \
             threadpool_limits(limits=1, user_api="blas"):  # tiny solves: threads only spin
@@ -301,8 +301,8 @@ def _tracked(run: _Run, source: Iterable[tuple[int, np.ndarray]], find_face: Fac
         run.timings["decode"] += t_track - t
         if item is None:
             raise HeyGemError(ErrorCode.VIDEO_UNREADABLE, f"{run.info.path.name}: frames ran out at {index}")
-        if index == run.start and run.tracker is not None and frame_source.previous is not None:
-            run.tracker.prime(frame_source.previous)  # resumed: the mesh sees the frame before again
+        if index == run.start and run.tracker is not None and frame_source.previous:
+            run.tracker.prime(frame_source.previous)  # resumed: the mesh sees the frames before again
         face = find_face(*item)
         run.timings["track"] += time.perf_counter() - t_track
         run.faces_found += face is not None

@@ -18,6 +18,7 @@ import make_samples
 import numpy as np
 import pytest
 
+from heygem_core import face
 from heygem_core.config import Settings, get_settings
 from heygem_core.media.ffmpeg import ffmpeg_exe
 from heygem_core.media.probe import probe_video
@@ -29,12 +30,14 @@ from tests.media.clips import container_duration
 pytestmark = pytest.mark.slow
 
 SEGMENT_S = 1.0  # 25 frames at the presenter clip's 25 fps
-# frames after a resume vs the uninterrupted render's (lossless: no encoder noise). The resumed
-# tracker's fresh mesh graph moves landmarks by a fraction of a pixel (55-80 dB); now and then that
-# flips a close exemplar choice for a frame or two (~42 dB, the teeth of another source frame). A
-# frame off by one, or a wrong face, is ~30 dB or less on this moving clip.
-MOST_PSNR_DB = 55.0  # 90 % of the frames after the resume
-MIN_PSNR_DB = 38.0   # every frame
+# Frames after a resume vs the uninterrupted render's (lossless: no encoder noise). The resumed
+# tracker's fresh mesh graph moves landmarks by a fraction of a pixel (frames 55-80 dB apart), and
+# that may tip a near-tied choice of the engine (which source mouth to show, or its own) for some
+# frames: ~42 dB, only in the lower face. A frame off by one, or another source frame, changes the
+# whole picture of this moving clip.
+JOIN_PSNR_DB = 55.0   # the first frames after the resume: no seam
+MIN_PSNR_DB = 30.0    # any frame after it
+JOIN_FRAMES = 5
 KILL_WAIT_S = 180.0  # bound on waiting for the child's segments
 
 
@@ -93,10 +96,36 @@ def compare(out: Path, reference: Path) -> list[float]:
     return [psnr(a, b) for a, b in zip(iter_frames(got), iter_frames(want), strict=True)]
 
 
-def assert_close(scores: list[float]) -> None:
-    """Frames after a resume: as close to the uninterrupted render's as its tracker allows."""
-    assert np.percentile(scores, 10) >= MOST_PSNR_DB and min(scores) >= MIN_PSNR_DB, \
-        f"PSNR after the resume: {[round(s, 1) for s in scores]}"
+def assert_close(out: Path, reference: Path, scores: list[float], end: int) -> None:
+    """Frames from `end` (the resume) on: the picture outside the lower face is the uninterrupted
+    render's exactly, the first frames are near-identical, and none is far off."""
+    after = scores[end:]
+    assert min(after[:JOIN_FRAMES]) >= JOIN_PSNR_DB and min(after) >= MIN_PSNR_DB, \
+        f"PSNR after the resume: {[round(s, 1) for s in after]}"
+    frames = zip(iter_frames(probe_video(out)), iter_frames(probe_video(reference)))
+    keep, before = None, None
+    for i, (a, b) in enumerate(frames):
+        if keep is None:
+            keep = ~lower_face(b)
+        if i == end:  # the check can see a frame off by one: neighbours differ there
+            assert not np.array_equal(before[keep], b[keep])
+        if i >= end:
+            assert np.array_equal(a[keep], b[keep]), f"frame {i} differs outside the lower face"
+        before = b
+
+
+def lower_face(frame: np.ndarray) -> np.ndarray:
+    """A generous mask of where the engine may draw: below the eyes, around the jaw, with room for
+    the clip's gentle camera motion."""
+    points = face.detect_landmarks(frame)
+    eye = float(np.linalg.norm(points[263] - points[33]))
+    oval = points[list(face.FACE_OVAL)]
+    x0, x1 = oval[:, 0].min() - 0.8 * eye, oval[:, 0].max() + 0.8 * eye
+    y0, y1 = points[2, 1] - 0.6 * eye, points[face.CHIN, 1] + 1.2 * eye
+    mask = np.zeros(frame.shape[:2], bool)
+    mask[max(0, int(y0)):int(y1) + 1, max(0, int(x0)):int(x1) + 1] = True
+    assert mask.mean() < 0.5  # the rest of the picture is still checked
+    return mask
 
 
 def committed_end(work: Path) -> int:
@@ -140,7 +169,7 @@ def test_a_crashed_render_goes_on_from_its_last_segment(
     assert result.resumed_from == end and reports[0] == end + 1  # frames 0..end-1 were not rendered again
     scores = compare(out, plain[audio])
     assert min(scores[:end]) == 99.0  # the committed segments, untouched
-    assert_close(scores[end:])
+    assert_close(out, plain[audio], scores, end)
     assert not work.exists()
 
 
@@ -186,5 +215,5 @@ def test_a_render_killed_with_9_resumes_after_its_last_segment(
     assert result.resumed_from == end and reports[0] == end + 1
     scores = compare(out, plain["6s"])
     assert min(scores[:end]) == 99.0
-    assert_close(scores[end:])
+    assert_close(out, plain["6s"], scores, end)
     assert not work.exists() and not list(folder.glob(".killed*"))

@@ -7,6 +7,8 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -29,6 +31,7 @@ SEARCH_PATIENCE = 30         # frames without a face that still get the full sma
 SEARCH_EVERY = 5             # ...after which it runs on every this many frames only (~25 ms each)
 JUMP_DISTANCE = 0.8          # centre shift in eye distances that counts as a cut
 JUMP_SCALE = 1.3             # eye-distance ratio that counts as a cut
+PRIME_FRAMES = 8             # frames a restored tracker's fresh mesh graph is shown again (see `prime`)
 
 
 @dataclass
@@ -41,7 +44,7 @@ class TrackerState:
     last_box: Box | None
     last_raw: np.ndarray | None
     misses: int
-    tracked_in: Box | None = None  # the crop the last frame was tracked in (None: it was acquired)
+    crops: tuple[Box | None, ...] = ()  # the crops the last frames were tracked in (None: acquired)
 
 
 class FaceTracker:
@@ -63,12 +66,14 @@ class FaceTracker:
         self._last_raw: np.ndarray | None = None
         self._misses = 0
         self._tracked_in: Box | None = None  # the crop the last frame was tracked in
-        self._prime_roi: Box | None = None   # restored: the crop `prime()` shows the last frame in
+        self._crops: deque[Box | None] = deque(maxlen=PRIME_FRAMES)  # ...and of the frames before it
+        self._prime: list[Box | None] = []   # restored: the crops `prime()` shows the last frames in
 
     def track(self, frame_bgr: np.ndarray) -> Face | None:
         """The tracked face in this frame (a fresh array each call), or None when there is none."""
         _check_frame(frame_bgr)
         raw = self._locate(frame_bgr)
+        self._crops.append(self._tracked_in)
         if raw is None:
             self._lost()
             return None
@@ -82,7 +87,9 @@ class FaceTracker:
     def reset(self) -> None:
         """Forget all temporal state (a new video)."""
         self._smoother.reset()
-        self._roi = self._last_box = self._last_raw = self._tracked_in = self._prime_roi = None
+        self._roi = self._last_box = self._last_raw = self._tracked_in = None
+        self._crops.clear()
+        self._prime = []
         self._misses = 0
         self._roi_mesh.close()  # drops the mesh's own tracking state
 
@@ -90,7 +97,7 @@ class FaceTracker:
         """A copy of the temporal state after the last frame tracked."""
         raw = None if self._last_raw is None else self._last_raw.copy()
         return TrackerState(copy.deepcopy(self._smoother), self._roi, self._last_box, raw, self._misses,
-                            self._tracked_in)
+                            tuple(self._crops))
 
     def restore(self, state: TrackerState) -> None:
         """Continue from `state` (from `state()` of a tracker on the same video): the smoothing
@@ -99,16 +106,20 @@ class FaceTracker:
         self._smoother = copy.deepcopy(state.smoother)
         self._roi, self._last_box, self._misses = state.roi, state.last_box, state.misses
         self._last_raw = None if state.last_raw is None else state.last_raw.copy()
-        self._prime_roi = state.tracked_in
+        self._crops.extend(state.crops)
+        self._prime = list(state.crops)
 
-    def prime(self, last_frame: np.ndarray) -> None:
-        """After `restore()`: show the fresh mesh graph the frame the state was taken after, in the
-        crop it was tracked in, so that the graph's own tracking goes on from it as it did; the
-        result is not used. Does nothing when that frame was not tracked in a crop."""
-        if self._prime_roi is not None:
-            _check_frame(last_frame)
-            self._track_roi(last_frame, self._prime_roi)
-            self._prime_roi = None
+    def prime(self, frames: Sequence[np.ndarray]) -> None:
+        """After `restore()`: show the fresh mesh graph the frames the state was taken after
+        (`frames`, oldest first: the last of them is the last frame tracked), each in the crop it
+        was tracked in, so that the graph's own tracking goes on about as it did; the results are
+        not used. Up to PRIME_FRAMES are shown; frames that were not tracked in a crop are skipped."""
+        n = min(len(frames), len(self._prime))
+        for frame, crop in zip(frames[len(frames) - n:], self._prime[len(self._prime) - n:]):
+            if crop is not None:
+                _check_frame(frame)
+                self._track_roi(frame, crop)
+        self._prime = []
 
     def close(self) -> None:
         """Release the MediaPipe graphs."""

@@ -4,6 +4,7 @@ the ping-pong schedule that makes a short video as long as its audio without a j
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import subprocess
@@ -140,10 +141,10 @@ class _SpillFile:
         self.path.unlink(missing_ok=True)
 
 
-def _chained(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
-    """`first`, then `rest`; closing it closes `rest` (its decoder)."""
+def _chained(head: list[np.ndarray], rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    """`head`, then `rest`; closing it closes `rest` (its decoder)."""
     try:
-        yield first
+        yield from head
         yield from rest
     finally:
         rest.close()  # type: ignore[attr-defined]
@@ -161,13 +162,14 @@ class FrameSource:
     start.. only (a resumed render). The decoder then seeks to frame start-1 when `before` is
     that frame's `frame_digest` and the frame decoded there has it, else decodes and drops the
     frames before; when later passes need the spill, the first pass is decoded whole into it.
-    Frame start-1 of the first pass is kept as `previous` (to prime the face tracker).
+    The `keep` frames of the first pass before start are kept in `previous` (to prime the face
+    tracker), oldest first.
     """
 
     def __init__(self, info: VideoInfo, n_out: int, workdir: Path | None = None,
-                 decode_threads: int = 0, start: int = 0, before: str = "") -> None:
-        self.before = before
-        self.previous: np.ndarray | None = None  # resumed: the frame before `start`, once decoded
+                 decode_threads: int = 0, start: int = 0, before: str = "", keep: int = 1) -> None:
+        self.before, self.keep = before, max(1, keep)
+        self.previous: list[np.ndarray] = []  # resumed: the frames before `start`, once decoded
         self.info = info
         self.decode_threads = decode_threads
         self.n_out = max(0, int(n_out))
@@ -215,19 +217,20 @@ class FrameSource:
 
     def _forward_pass(self, spill: bool) -> Iterator[tuple[int, np.ndarray]]:
         """Yield the decoder's frames up to n_out (spilling them if asked); return the count.
-        Resumed, the frame before `start` is kept as `previous` (when it is a first-pass one)."""
+        Resumed, the first-pass frames just before `start` are kept in `previous`."""
         if spill:
             self._spill = _SpillFile(self.workdir)
-        count = 0 if spill or self.start == 0 else min(self.start, self.info.n_frames) - 1
-        self._frames = self._decoder(count)
+        start = min(self.start, self.info.n_frames)
+        count = 0 if spill or start == 0 else max(0, start - self.keep)
+        self._frames = self._decoder(count, start)
         try:
             for frame in self._frames:
                 if self._spill is not None:
                     self._spill.append(frame)
                 if count >= self.start:
                     yield count, frame
-                elif count == self.start - 1:
-                    self.previous = frame
+                elif count >= self.start - self.keep:
+                    self.previous.append(frame)
                 count += 1
                 if count >= self.n_out:
                     break
@@ -235,15 +238,15 @@ class FrameSource:
             self._close_decoder()
         return count
 
-    def _decoder(self, first: int) -> Iterator[np.ndarray]:
-        """Frames first.. of the video: sought to and checked against `before`, else decoded from
-        the first frame."""
+    def _decoder(self, first: int, start: int) -> Iterator[np.ndarray]:
+        """Frames first.. of the video: sought to first, checked by frame start-1 against
+        `before`, else decoded from the first frame of the video."""
         if first == 0 or not self.before:
             return iter_frames(self.info, self.decode_threads, start=first, seek=False)
         frames = iter_frames(self.info, self.decode_threads, start=first)
-        frame = next(frames, None)
-        if frame is not None and frame_digest(frame) == self.before:
-            return _chained(frame, frames)
+        head = list(itertools.islice(frames, start - first))
+        if len(head) == start - first and head and frame_digest(head[-1]) == self.before:
+            return _chained(head, frames)
         frames.close()  # type: ignore[attr-defined]
         logger.warning("%s: seeking to frame %d missed it; decoding from the first frame",
                        self.info.path.name, first)
