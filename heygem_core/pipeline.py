@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import pickle
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -218,8 +219,12 @@ def _open_segments(run: _Run, audio: Path, out: Path, work_dir: Path) -> None:
     committed = run.segments.load()
     if not committed:
         return
-    states = [run.segments.state(s) for s in committed]
-    if not all(isinstance(s, Checkpoint) for s in states) or (
+    try:
+        states = [run.segments.state(s) for s in committed]
+    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, TypeError, ValueError) as e:
+        states = []  # damaged, or written by another version of this code
+        logger.warning("%s: unreadable segment state (%s)", out.name, e)
+    if not states or not all(isinstance(s, Checkpoint) for s in states) or (
             run.cached is None and any(s.faces is None for s in states)):
         logger.info("%s: the committed segments cannot be continued here: starting afresh", out.name)
         run.segments.clear()

@@ -217,3 +217,21 @@ def test_a_render_killed_with_9_resumes_after_its_last_segment(
     assert min(scores[:end]) == 99.0
     assert_close(out, plain["6s"], scores, end)
     assert not work.exists() and not list(folder.glob(".killed*"))
+
+
+def test_a_damaged_checkpoint_starts_the_render_afresh(presenter_clip: Path, audios: dict[str, Path],
+                                                       plain: dict[str, Path], folder: Path) -> None:
+    out, work = folder / "damaged.mp4", folder / "work-damaged"
+    settings = settings_for(folder)
+
+    def crash(stage: str, done: int, total: int) -> None:
+        if stage == Stage.RENDER.value and done >= 30:
+            raise Crash
+
+    with pytest.raises(Crash):
+        render(presenter_clip, audios["3s"], out, "builtin", settings=settings, work_dir=work, on_progress=crash)
+    assert committed_end(work) == 25
+    (work / "seg_00000000.state").write_bytes(b"not a pickle")
+    result = render(presenter_clip, audios["3s"], out, "builtin", settings=settings, work_dir=work)
+    assert result.resumed_from == 0 and min(compare(out, plain["3s"])) == 99.0
+    assert not work.exists()
