@@ -92,6 +92,9 @@ class Settings:
     speed_refresh_s: float = 30.0                # HEYGEM_SPEED_REFRESH_S: learned speeds are read again this often
     eta_prior_s: float = 15.0                    # HEYGEM_ETA_PRIOR_S: a batch's time left trusts the per-file
                                                  # estimate as much as this many seconds of measured work
+    segment_seconds: float = 15.0                # HEYGEM_SEGMENT_SECONDS: a longer render is written in segments
+                                                 # of this many seconds, each committed as it completes, so a
+                                                 # crashed render resumes after the last one (0: off)
 
     @property
     def log_file(self) -> Path:
@@ -178,6 +181,7 @@ def get_settings() -> Settings:
         speed_samples=max(1, int(env.get("HEYGEM_SPEED_SAMPLES", 200))),
         speed_refresh_s=float(env.get("HEYGEM_SPEED_REFRESH_S", 30.0)),
         eta_prior_s=max(0.0, float(env.get("HEYGEM_ETA_PRIOR_S", 15.0))),
+        segment_seconds=max(0.0, float(env.get("HEYGEM_SEGMENT_SECONDS", 15.0))),
     )
 
 

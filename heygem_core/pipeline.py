@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import pickle
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -21,9 +22,12 @@ from heygem_core.errors import ErrorCode, HeyGemError
 from heygem_core.face import FaceTracker
 from heygem_core.face.cache import FaceFinder, Track, TrackCache, TrackRecorder
 from heygem_core.face.choice import FaceChoice
+from heygem_core.face.landmarks import Face
+from heygem_core.face.tracker import PRIME_FRAMES, TRACK_VERSION, TrackerState
 from heygem_core.media.audio import AudioClip, read_audio
 from heygem_core.media.probe import VideoInfo, probe_video
-from heygem_core.media.reader import FrameSource
+from heygem_core.media.reader import FrameSource, frame_digest
+from heygem_core.media.segments import SegmentDir, SegmentedWriter
 from heygem_core.media.writer import VideoWriter
 
 logger = logging.getLogger(__name__)
@@ -60,6 +64,18 @@ class RenderResult:
     frames_without_face: int = 0
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds spent per stage
+    resumed_from: int = 0  # output frames before this one were committed by an earlier, interrupted run
+
+
+@dataclass
+class Checkpoint:
+    """What a render resumed after output frame end-1 needs, committed with each segment."""
+
+    faces: list[Face | None] | None  # tracked faces of the source frames first seen in the segment
+    tracker: TrackerState | None     # the tracker after the segment's last frame (None: cached track)
+    engine: object                   # `LipSyncEngine.checkpoint()`
+    faces_found: int                 # output frames 0..end-1 that had a face
+    digest: str                      # `frame_digest` of the segment's last source frame (where to seek)
 
 
 @dataclass
@@ -82,17 +98,32 @@ class _Run:
     cache_key: str = ""
     cached: Track | None = None         # the video's stored track: no tracking this time
     recorder: TrackRecorder | None = None  # what this render tracked, stored when it completes
+    tracker: FaceTracker | None = None  # the live tracker, when there is one
+    segments: SegmentDir | None = None  # where committed segments live (None: one file written straight)
+    segment_frames: int = 0
+    start: int = 0                      # the first output frame this run renders (resumed: > 0)
+    resume: list[Checkpoint] = field(default_factory=list)  # the committed segments' checkpoints
+    faces_done: int = 0                 # rendered frames that had a face
+    recorded_to: int = 0                # source frames whose faces are in a checkpoint already
+    ends: dict[int, tuple[str, TrackerState | None]] = field(default_factory=dict)
+    # ^ segment end -> (digest of its last source frame, tracker state after it), from the tracking thread
 
 
 def render(video: str | Path, audio: str | Path, out: str | Path, engine: str | LipSyncEngine = "auto",
            *, on_progress: ProgressCallback | None = None, should_cancel: CancelCheck | None = None,
-           settings: Settings | None = None, face: FaceChoice | None = None) -> RenderResult:
+           settings: Settings | None = None, work_dir: str | Path | None = None,
+           face: FaceChoice | None = None) -> RenderResult:
     """Lip-sync `video` to `audio` into the MP4 `out`, as long as the audio; `face` says which
     face where the video has several (default: the largest).
 
     Progress goes to `on_progress(stage, frames_done, frames_total)`, throttled; `should_cancel()`
     is asked every few frames and a True stops the render with `cancelled`. Any failure raises
-    HeyGemError and leaves no file at `out`; a finished file appears there atomically."""
+    HeyGemError and leaves no file at `out`; a finished file appears there atomically.
+
+    A render longer than `settings.segment_seconds` (0: off) is written in segments committed to
+    `work_dir` (default: `.<out name>.segments` beside `out`) as they complete: run again after a
+    crash, the same render goes on from the last committed segment. The folder is removed when
+    the render succeeds or fails with a HeyGemError; other exceptions (a crash, a shutdown) keep it."""
     settings = settings or get_settings()
     report = on_progress or (lambda stage, done, total: None)
     cancel = should_cancel or (lambda: False)
@@ -109,7 +140,16 @@ def render(video: str | Path, audio: str | Path, out: str | Path, engine: str | 
     run.timings["probe"] = t_audio - t0
     run.timings["audio"] = time.perf_counter() - t_audio
     _find_track(run)
-    output = _render_frames(run, Path(video), Path(audio), Path(out))
+    out = Path(out)
+    _open_segments(run, Path(audio), out, Path(work_dir) if work_dir else out.with_name(f".{out.name}.segments"))
+    try:
+        output = _render_frames(run, Path(video), Path(audio), out)
+    except HeyGemError:
+        if run.segments is not None:
+            run.segments.clear()
+        raise
+    if run.segments is not None:
+        run.segments.clear()
     _store_track(run)
     run.timings["total"] = time.perf_counter() - t0
     missing = n_out - run.faces_found
@@ -120,7 +160,8 @@ def render(video: str | Path, audio: str | Path, out: str | Path, engine: str | 
                 run.timings["total"])
     return RenderResult(output=output, engine=lip_engine.name, fps=info.fps, n_frames=n_out,
                         duration=clip.duration, width=info.width, height=info.height,
-                        frames_without_face=missing, warnings=warnings, timings=run.timings)
+                        frames_without_face=missing, warnings=warnings, timings=run.timings,
+                        resumed_from=run.start)
 
 
 def _render_frames(run: _Run, video: Path, audio: Path, out: Path) -> Path:
@@ -129,16 +170,14 @@ def _render_frames(run: _Run, video: Path, audio: Path, out: Path) -> Path:
     (MediaPipe works without the GIL), rendering here, and encoding (and its ffmpeg)."""
     info, settings = run.info, run.settings
     out.parent.mkdir(parents=True, exist_ok=True)
-    with FrameSource(info, run.n_out, workdir=out.parent,
-                     decode_threads=settings.decode_threads) as source, \
+    before = run.resume[-1].digest if run.resume else ""
+    with FrameSource(info, run.n_out, workdir=out.parent, decode_threads=settings.decode_threads,
+                     start=run.start, before=before, keep=PRIME_FRAMES) as source, \
             _face_finder(run) as find_face, \
-            VideoWriter(out, info.width, info.height, info.fps, audio_path=audio,
-                        preset=settings.encode_preset, crf=settings.encode_crf,
-                        x264_params=settings.encode_x264_params,
-                        colorspace=info.colorspace) as writer, \
+            _writer(run, out, audio) as writer, \
             threadpool_limits(limits=1, user_api="blas"):  # tiny solves: threads only spin
         with Prefetch(source, QUEUE_DEPTH) as frames, \
-                Prefetch(_tracked(run, frames, find_face), QUEUE_DEPTH) as jobs, \
+                Prefetch(_tracked(run, frames, find_face, source), QUEUE_DEPTH) as jobs, \
                 WriteBehind(writer.write, QUEUE_DEPTH) as sink:
             pending: deque[FrameJob] = deque()
             batch: list[FrameJob] = []
@@ -149,17 +188,70 @@ def _render_frames(run: _Run, video: Path, audio: Path, out: Path) -> Path:
                 run.engine.observe(job)
                 pending.append(job)
                 while len(pending) > ahead:
-                    _take(run, pending, batch, sink)
+                    _take(run, pending, batch, writer, sink)
             while pending:
-                _take(run, pending, batch, sink)
-            _flush(run, batch, sink)
+                _take(run, pending, batch, writer, sink)
+            _flush(run, batch, writer, sink)
             if run.faces_found == 0:
                 raise HeyGemError(ErrorCode.NO_FACE, video.name)
             t = time.perf_counter()
         run.on_progress(Stage.FINALIZE.value, run.n_out, run.n_out)
-    # leaving the `with` closed the writer: the file is complete and in place
+        writer.close()  # the file is complete and in place
     run.timings["encode"] += time.perf_counter() - t
     return out
+
+
+def _writer(run: _Run, out: Path, audio: Path) -> VideoWriter | SegmentedWriter:
+    """Segments when the render has a segment folder, else one file written straight."""
+    info, settings = run.info, run.settings
+    encoder = {"preset": settings.encode_preset, "crf": settings.encode_crf,
+               "x264_params": settings.encode_x264_params, "colorspace": info.colorspace}
+    if run.segments is None:
+        return VideoWriter(out, info.width, info.height, info.fps, audio_path=audio, **encoder)
+    return SegmentedWriter(out, info.width, info.height, info.fps, audio, run.segments, run.segment_frames,
+                           run.n_out, **encoder)
+
+
+def _open_segments(run: _Run, audio: Path, out: Path, work_dir: Path) -> None:
+    """Decide whether this render is segmented and, if an earlier run committed segments of it,
+    take up its checkpoints: the render then starts after the last of them."""
+    seconds = run.settings.segment_seconds
+    run.segment_frames = max(1, round(seconds * run.info.fps)) if seconds > 0 else 0
+    if not run.segment_frames or run.n_out <= run.segment_frames:
+        return
+    run.segments = SegmentDir(work_dir, _fingerprint(run, audio, out))
+    committed = run.segments.load()
+    if not committed:
+        return
+    try:
+        states = [run.segments.state(s) for s in committed]
+    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, TypeError, ValueError) as e:
+        states = []  # damaged, or written by another version of this code
+        logger.warning("%s: unreadable segment state (%s)", out.name, e)
+    if not states or not all(isinstance(s, Checkpoint) for s in states) or (
+            run.cached is None and any(s.faces is None for s in states)):
+        logger.info("%s: the committed segments cannot be continued here: starting afresh", out.name)
+        run.segments.clear()
+        return
+    run.resume = states  # type: ignore[assignment]
+    run.start = run.segments.end
+    run.faces_found = run.faces_done = run.resume[-1].faces_found
+    run.engine.restore([c.engine for c in run.resume])
+    logger.info("%s: resuming at frame %d of %d (%d segments committed)", out.name, run.start, run.n_out,
+                len(committed))
+
+
+def _fingerprint(run: _Run, audio: Path, out: Path) -> dict[str, object]:
+    """What makes committed segments belong to this render: the inputs' identity, the engine,
+    the frame count and rate, the segment length, the encoder's settings."""
+    def file_id(path: Path) -> list[object]:
+        st = path.stat()
+        return [str(path.resolve()), st.st_size, st.st_mtime_ns]
+    s = run.settings
+    return {"video": file_id(run.info.path), "audio": file_id(audio), "out": str(out.resolve()),
+            "engine": run.engine.name, "frames": run.n_out, "fps": run.info.fps,
+            "size": [run.info.width, run.info.height], "segment_frames": run.segment_frames,
+            "encoder": [s.encode_preset, s.encode_crf, s.encode_x264_params], "track": TRACK_VERSION}
 
 
 def _find_track(run: _Run) -> None:
@@ -188,12 +280,16 @@ def _store_track(run: _Run) -> None:
 
 @contextmanager
 def _face_finder(run: _Run) -> Iterator[FaceFinder]:
-    """Faces from the cached track, else from a tracker whose results are recorded."""
+    """Faces from the cached track, else from a tracker whose results are recorded (a resumed
+    render: after the faces its checkpoints recorded, from the tracker as it was there)."""
     if run.cached is not None:
         yield run.cached.face
         return
     with FaceTracker(fps=run.info.fps, choice=run.face) as tracker:
-        run.recorder = TrackRecorder(tracker)
+        faces = [f for c in run.resume for f in (c.faces or [])]
+        if run.resume and run.resume[-1].tracker is not None:
+            tracker.restore(run.resume[-1].tracker)
+        run.tracker, run.recorder, run.recorded_to = tracker, TrackRecorder(tracker, faces), len(faces)
         yield run.recorder
 
 
@@ -202,24 +298,33 @@ def _source_frames(run: _Run) -> int:
     return max(1, min(run.info.n_frames, run.n_out))
 
 
-def _tracked(run: _Run, source: Iterable[tuple[int, np.ndarray]], find_face: FaceFinder
-             ) -> Iterator[FrameJob]:
+def _tracked(run: _Run, source: Iterable[tuple[int, np.ndarray]], find_face: FaceFinder,
+             frame_source: FrameSource) -> Iterator[FrameJob]:
     """Frames to render, with their tracked face; enforces the no-face rule."""
     n_src = _source_frames(run)
     frames = iter(source)
-    for index in range(run.n_out):
+    for index in range(run.start, run.n_out):
         t = time.perf_counter()
         item = next(frames, None)
         t_track = time.perf_counter()
         run.timings["decode"] += t_track - t
         if item is None:
             raise HeyGemError(ErrorCode.VIDEO_UNREADABLE, f"{run.info.path.name}: frames ran out at {index}")
+        if index == run.start and run.tracker is not None and frame_source.previous:
+            run.tracker.prime(frame_source.previous)  # resumed: the mesh sees the frames before again
         face = find_face(*item)
         run.timings["track"] += time.perf_counter() - t_track
         run.faces_found += face is not None
         if index + 1 == n_src and run.faces_found == 0:
             raise HeyGemError(ErrorCode.NO_FACE, run.info.path.name)
+        if _segment_ends(run, index):  # before the engine may draw into the frame
+            run.ends[index + 1] = (frame_digest(item[1]), run.tracker.state() if run.tracker else None)
         yield FrameJob(index=index, image=item[1], face=face)
+
+
+def _segment_ends(run: _Run, index: int) -> bool:
+    """Whether output frame `index` is the last of a segment."""
+    return run.segments is not None and ((index + 1) % run.segment_frames == 0 or index + 1 == run.n_out)
 
 
 def _lookahead_frames(run: _Run) -> int:
@@ -228,26 +333,43 @@ def _lookahead_frames(run: _Run) -> int:
     return int(min(run.engine.lookahead_s * run.info.fps, LOOKAHEAD_MAX_MB / max(frame_mb, 1e-3)))
 
 
-def _take(run: _Run, pending: deque[FrameJob], batch: list[FrameJob], writer: WriteBehind[np.ndarray]) -> None:
-    """Move the oldest pending frame into the batch, rendering the batch when full."""
+def _take(run: _Run, pending: deque[FrameJob], batch: list[FrameJob], writer: VideoWriter | SegmentedWriter,
+          sink: WriteBehind[np.ndarray]) -> None:
+    """Move the oldest pending frame into the batch, rendering the batch when full or when it
+    ends a segment (a segment's checkpoint is taken between batches)."""
     batch.append(pending.popleft())
-    if len(batch) >= run.engine.batch_size:
-        _flush(run, batch, writer)
+    if len(batch) >= run.engine.batch_size or _segment_ends(run, batch[-1].index):
+        _flush(run, batch, writer, sink)
 
 
-def _flush(run: _Run, batch: list[FrameJob], writer: WriteBehind[np.ndarray]) -> None:
+def _flush(run: _Run, batch: list[FrameJob], writer: VideoWriter | SegmentedWriter,
+           sink: WriteBehind[np.ndarray]) -> None:
     if not batch:
         return
     t = time.perf_counter()
+    run.faces_done += sum(job.face is not None for job in batch)
     frames = run.engine.render_batch(batch)
     t_encode = time.perf_counter()
     run.timings["render"] += t_encode - t
-    for frame in frames:
-        writer.put(frame)
-    run.timings["encode"] += time.perf_counter() - t_encode
     done = batch[-1].index + 1
+    if isinstance(writer, SegmentedWriter) and _segment_ends(run, done - 1):
+        writer.stage(done, _checkpoint(run, done))
+    for frame in frames:
+        sink.put(frame)
+    run.timings["encode"] += time.perf_counter() - t_encode
     batch.clear()
     now = time.monotonic()
     if done == run.n_out or now - run.last_report >= run.settings.progress_interval_s:
         run.last_report = now
         run.on_progress(Stage.RENDER.value, done, run.n_out)
+
+
+def _checkpoint(run: _Run, end: int) -> Checkpoint:
+    """The carry-over at the end of the segment ending at output frame `end` (just rendered)."""
+    digest, tracker = run.ends.pop(end)
+    faces = None
+    if run.recorder is not None:
+        stop = min(end, len(run.recorder))
+        faces = run.recorder.faces(run.recorded_to, stop)
+        run.recorded_to = max(run.recorded_to, stop)
+    return Checkpoint(faces, tracker, run.engine.checkpoint(), run.faces_done, digest)

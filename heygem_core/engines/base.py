@@ -64,6 +64,15 @@ class LipSyncEngine(ABC):
         """See a tracked source frame `lookahead_s` before it is rendered (e.g. to learn the
         presenter's mouth from it). The default ignores it."""
 
+    def checkpoint(self) -> object:
+        """What a render resumed after the last frame rendered must carry over (picklable; taken
+        between batches, where a segment of the output ends). The default: nothing."""
+        return None
+
+    def restore(self, states: Sequence[object]) -> None:
+        """After `start()`: continue from the checkpoints of the segments already made, oldest
+        first (the frames from the last one on are `observe()`d again). The default ignores them."""
+
     def notes(self) -> list[str]:
         """What the user should know about the last video rendered (which path it took); shown
         with the result's warnings."""

@@ -63,10 +63,17 @@ class TrackRecorder:
     a frame the ping-pong schedule repeats gets the face it had the first time, so a render and a
     later cached one see the same landmarks. `track()` gives what was recorded."""
 
-    def __init__(self, tracker: FaceTracker) -> None:
+    def __init__(self, tracker: FaceTracker, faces: list[Face | None] | None = None) -> None:
         self._tracker = tracker
-        self._faces: list[Face | None] = []
+        self._faces: list[Face | None] = list(faces or [])  # source frames 0.. recorded before
         self._repeated = False
+
+    def __len__(self) -> int:
+        return len(self._faces)
+
+    def faces(self, start: int, stop: int) -> list[Face | None]:
+        """The faces recorded for source frames start..stop-1 (fewer if not all are yet)."""
+        return self._faces[start:stop]
 
     def __call__(self, src: int, frame: np.ndarray) -> Face | None:
         if src < len(self._faces):

@@ -4,8 +4,12 @@ keep working and the tracked identity stays put; smoothed (see `smoothing`)."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -28,6 +32,20 @@ SEARCH_PATIENCE = 30         # frames without a face that still get the full sma
 SEARCH_EVERY = 5             # ...after which it runs on every this many frames only (~25 ms each)
 JUMP_DISTANCE = 0.8          # centre shift in eye distances that counts as a cut
 JUMP_SCALE = 1.3             # eye-distance ratio that counts as a cut
+PRIME_FRAMES = 8             # frames a restored tracker's fresh mesh graph is shown again (see `prime`)
+
+
+@dataclass
+class TrackerState:
+    """What a tracker carries from one frame to the next, but the mesh graph's own tracking (a
+    restored tracker's graph starts afresh inside the same crop): kept to resume a render."""
+
+    smoother: FaceSmoother
+    roi: Box | None
+    last_box: Box | None
+    last_raw: np.ndarray | None
+    misses: int
+    crops: tuple[Box | None, ...] = ()  # the crops the last frames were tracked in (None: acquired)
 
 
 class FaceTracker:
@@ -50,11 +68,15 @@ class FaceTracker:
         self._last_box: Box | None = None     # the tracked face's last box, for identity
         self._last_raw: np.ndarray | None = None
         self._misses = 0
+        self._tracked_in: Box | None = None  # the crop the last frame was tracked in
+        self._crops: deque[Box | None] = deque(maxlen=PRIME_FRAMES)  # ...and of the frames before it
+        self._prime: list[Box | None] = []   # restored: the crops `prime()` shows the last frames in
 
     def track(self, frame_bgr: np.ndarray) -> Face | None:
         """The tracked face in this frame (a fresh array each call), or None when there is none."""
         _check_frame(frame_bgr)
         raw = self._locate(frame_bgr)
+        self._crops.append(self._tracked_in)
         if raw is None:
             self._lost()
             return None
@@ -68,9 +90,39 @@ class FaceTracker:
     def reset(self) -> None:
         """Forget all temporal state (a new video)."""
         self._smoother.reset()
-        self._roi = self._last_box = self._last_raw = None
+        self._roi = self._last_box = self._last_raw = self._tracked_in = None
+        self._crops.clear()
+        self._prime = []
         self._misses = 0
         self._roi_mesh.close()  # drops the mesh's own tracking state
+
+    def state(self) -> TrackerState:
+        """A copy of the temporal state after the last frame tracked."""
+        raw = None if self._last_raw is None else self._last_raw.copy()
+        return TrackerState(copy.deepcopy(self._smoother), self._roi, self._last_box, raw, self._misses,
+                            tuple(self._crops))
+
+    def restore(self, state: TrackerState) -> None:
+        """Continue from `state` (from `state()` of a tracker on the same video): the smoothing
+        goes on where it was, the mesh tracks in the same crop from a fresh graph."""
+        self.reset()
+        self._smoother = copy.deepcopy(state.smoother)
+        self._roi, self._last_box, self._misses = state.roi, state.last_box, state.misses
+        self._last_raw = None if state.last_raw is None else state.last_raw.copy()
+        self._crops.extend(state.crops)
+        self._prime = list(state.crops)
+
+    def prime(self, frames: Sequence[np.ndarray]) -> None:
+        """After `restore()`: show the fresh mesh graph the frames the state was taken after
+        (`frames`, oldest first: the last of them is the last frame tracked), each in the crop it
+        was tracked in, so that the graph's own tracking goes on about as it did; the results are
+        not used. Up to PRIME_FRAMES are shown; frames that were not tracked in a crop are skipped."""
+        n = min(len(frames), len(self._prime))
+        for frame, crop in zip(frames[len(frames) - n:], self._prime[len(self._prime) - n:]):
+            if crop is not None:
+                _check_frame(frame)
+                self._track_roi(frame, crop)
+        self._prime = []
 
     def close(self) -> None:
         """Release the MediaPipe graphs."""
@@ -85,14 +137,16 @@ class FaceTracker:
 
     def _locate(self, frame_bgr: np.ndarray) -> np.ndarray | None:
         """Raw points: tracked in the crop around the last face, else acquired anew."""
+        self._tracked_in = None
         if self._roi is not None and self._last_raw is not None:
+            self._tracked_in = self._roi
             raw = self._track_roi(frame_bgr, self._roi)
             if raw is not None and not _is_jump(self._last_raw, raw):
                 return raw
             if raw is not None:
                 log.debug("the tracking crop holds another face: acquiring again")
                 self._roi_mesh.close()
-            self._roi = None
+            self._roi = self._tracked_in = None
         rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
         small = self._misses < SEARCH_PATIENCE or self._misses % SEARCH_EVERY == 0
         choose = None if self._picker.choice.is_default else (

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from heygem_core.config import Settings
 from heygem_core.engines import LipSyncEngine, create_engine, resolve_engine_name
@@ -76,6 +78,7 @@ class ItemRunner:
             return
         except Exception as e:  # a bug, not the user's doing: keep the batch going, log the trace
             logger.exception("item %s/%s crashed", batch_id, index)
+            shutil.rmtree(self.work_dir(item), ignore_errors=True)  # its outcome is final
             self._finish(item, ItemStatus.FAILED, error=HeyGemError(ErrorCode.INTERNAL, type(e).__name__))
             return
         self._finish(item, ItemStatus.DONE, result=result)
@@ -139,7 +142,13 @@ class ItemRunner:
 
         face = FaceChoice.from_dict(json.loads(item.face)) if item.face else None
         return render(item.video_path, item.audio_path, out, self._engine(engine_name),
-                      on_progress=progress, should_cancel=should_cancel, settings=self.settings, face=face)
+                      on_progress=progress, should_cancel=should_cancel, settings=self.settings,
+                      work_dir=self.work_dir(item), face=face)
+
+    def work_dir(self, item: Item) -> Path:
+        """Where the item's committed segments wait for the next attempt when this one is killed
+        or interrupted (beside its output, so any worker that shares the outputs can resume it)."""
+        return self.settings.outputs_dir / item.batch_id / f".segments-{item.index:04d}"
 
     def _engine(self, name: str) -> LipSyncEngine:
         resolved = resolve_engine_name(name, self.settings)

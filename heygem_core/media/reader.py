@@ -3,6 +3,8 @@ the ping-pong schedule that makes a short video as long as its audio without a j
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import logging
 import os
 import subprocess
@@ -29,14 +31,25 @@ _SPILL_JPEG_PARAMS = [cv2.IMWRITE_JPEG_QUALITY, SPILL_JPEG_QUALITY,
                       cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
 
 
-def iter_frames(info: VideoInfo, threads: int = 0) -> Iterator[np.ndarray]:
+def frame_digest(frame: np.ndarray) -> str:
+    """A short hash of a frame's pixels: tells whether a seek landed on the frame it meant to."""
+    return hashlib.blake2b(np.ascontiguousarray(frame).data, digest_size=8).hexdigest()
+
+
+def iter_frames(info: VideoInfo, threads: int = 0, start: int = 0, seek: bool = True
+                ) -> Iterator[np.ndarray]:
     """Stream the frames of a probed video: BGR uint8 (H, W, 3), upright, at info.fps.
 
-    Yields info.n_frames frames when the file is intact, fewer if the decoder stops early
-    (logged). Each frame is a fresh writable array. An image yields its one frame. `threads`
-    are the decoder's (0: ffmpeg's choice).
+    Yields frames start..info.n_frames-1 when the file is intact, fewer if the decoder stops
+    early (logged). Each frame is a fresh writable array. An image yields its one frame. `threads`
+    are the decoder's (0: ffmpeg's choice). With `seek` a constant-rate video seeks to `start`
+    (ffmpeg's accurate seek to half a frame before its time: exact where the timestamps are, as
+    in MP4; check with `frame_digest`); else, and for VFR, the frames before it are decoded and
+    dropped.
     """
-    output = ["-map", "0:V:0", "-frames:v", str(info.n_frames)]
+    start = max(0, min(start, info.n_frames)) if not info.is_image else 0
+    seek = start if seek and not info.vfr else 0
+    output = ["-map", "0:V:0", "-frames:v", str(info.n_frames - seek)]
     if info.vfr:
         output += ["-vf", f"fps={rate_arg(info.fps)}"]
     if info.yuv_path:
@@ -45,14 +58,16 @@ def iter_frames(info: VideoInfo, threads: int = 0) -> Iterator[np.ndarray]:
     else:
         output += [*SWS_FLAGS, "-fps_mode", "passthrough", "-pix_fmt", "bgr24", "-f", "rawvideo", "-"]
         shape, convert = (info.height, info.width, 3), None
-    count = 0
+    count = seek
     last: np.ndarray | None = None
-    for frame in _decode(info.path, output, shape, convert, threads):
+    seek_s = (seek - 0.5) / info.fps if seek else 0.0
+    for frame in _decode(info.path, output, shape, convert, threads, seek_s):
         count += 1
         last = frame
-        yield frame
+        if count > start:
+            yield frame
     if info.vfr and last is not None and info.n_frames - VFR_PAD_FRAMES <= count < info.n_frames:
-        for _ in range(info.n_frames - count):  # the fps filter rounded the end away
+        for _ in range(info.n_frames - max(count, start)):  # the fps filter rounded the end away
             yield last.copy()
 
 
@@ -62,11 +77,12 @@ def _yuv_to_bgr(raw: np.ndarray) -> np.ndarray:
 
 def _decode(path: Path, output_args: list[str], shape: tuple[int, ...],
             convert: Callable[[np.ndarray], np.ndarray] | None = None,
-            threads: int = 0) -> Iterator[np.ndarray]:
+            threads: int = 0, seek_s: float = 0.0) -> Iterator[np.ndarray]:
     """Run ffmpeg with rawvideo output on stdout and yield frames of `shape` (each passed
-    through `convert` when given) until it ends."""
+    through `convert` when given) until it ends; `seek_s` > 0 starts the input there."""
+    seek = ["-ss", f"{seek_s:.6f}"] if seek_s > 0 else []
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-v", "error",
-           "-threads", str(threads), "-i", ffmpeg_input(path), *output_args]
+           "-threads", str(threads), *seek, "-i", ffmpeg_input(path), *output_args]
     with tempfile.TemporaryFile() as stderr:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=stderr, bufsize=0)
@@ -166,6 +182,15 @@ class _SpillFile:
         self.path.unlink(missing_ok=True)
 
 
+def _chained(head: list[np.ndarray], rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    """`head`, then `rest`; closing it closes `rest` (its decoder)."""
+    try:
+        yield from head
+        yield from rest
+    finally:
+        rest.close()  # type: ignore[attr-defined]
+
+
 class FrameSource:
     """Yields (source_index, frame) for output frames 0..n_out-1 in ping-pong order, streaming.
 
@@ -174,14 +199,22 @@ class FrameSource:
     as JPEG (quality 95) to one temp file, from which later passes read; memory stays bounded
     whatever the length. If the decoder yields fewer frames than info.n_frames, the real count
     is used. A still image repeats its one frame. Iterate once; close() removes the temp file.
-    `decode_threads` are the decoder's (0: ffmpeg's choice).
+    `decode_threads` are the decoder's (0: ffmpeg's choice). `start` > 0 yields output frames
+    start.. only (a resumed render). The decoder then seeks to frame start-1 when `before` is
+    that frame's `frame_digest` and the frame decoded there has it, else decodes and drops the
+    frames before; when later passes need the spill, the first pass is decoded whole into it.
+    The `keep` frames of the first pass before start are kept in `previous` (to prime the face
+    tracker), oldest first.
     """
 
     def __init__(self, info: VideoInfo, n_out: int, workdir: Path | None = None,
-                 decode_threads: int = 0) -> None:
+                 decode_threads: int = 0, start: int = 0, before: str = "", keep: int = 1) -> None:
+        self.before, self.keep = before, max(1, keep)
+        self.previous: list[np.ndarray] = []  # resumed: the frames before `start`, once decoded
         self.info = info
         self.decode_threads = decode_threads
         self.n_out = max(0, int(n_out))
+        self.start = max(0, min(int(start), self.n_out))
         self.workdir = Path(workdir) if workdir is not None else None
         self._spill: _SpillFile | None = None
         self._frames: Iterator[np.ndarray] | None = None
@@ -196,7 +229,7 @@ class FrameSource:
         if self._started:
             raise RuntimeError("a FrameSource can be iterated only once")
         self._started = True
-        if self.n_out == 0:
+        if self.start >= self.n_out:
             return
         if self.info.is_image:
             yield from self._repeat_image()
@@ -211,7 +244,7 @@ class FrameSource:
         spill = self._spill or self._spill_from_decoder(n)
         n = len(spill)
         logger.debug("ping-pong over %d frames for %d output frames", n, self.n_out)
-        for k in range(n, self.n_out):
+        for k in range(max(n, self.start), self.n_out):
             src = pingpong_index(k, n)
             yield src, spill.read(src)
 
@@ -220,26 +253,45 @@ class FrameSource:
         if frame is None:
             raise HeyGemError(ErrorCode.VIDEO_UNREADABLE,
                               detail=f"{self.info.path.name}: the image could not be decoded")
-        for _ in range(self.n_out):
+        for _ in range(self.start, self.n_out):
             yield 0, frame.copy()
 
     def _forward_pass(self, spill: bool) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield the decoder's frames up to n_out (spilling them if asked); return the count."""
+        """Yield the decoder's frames up to n_out (spilling them if asked); return the count.
+        Resumed, the first-pass frames just before `start` are kept in `previous`."""
         if spill:
             self._spill = _SpillFile(self.workdir)
-        self._frames = iter_frames(self.info, self.decode_threads)
-        count = 0
+        start = min(self.start, self.info.n_frames)
+        count = 0 if spill or start == 0 else max(0, start - self.keep)
+        self._frames = self._decoder(count, start)
         try:
             for frame in self._frames:
                 if self._spill is not None:
                     self._spill.append(frame)
-                yield count, frame
+                if count >= self.start:
+                    yield count, frame
+                elif count >= self.start - self.keep:
+                    self.previous.append(frame)
                 count += 1
                 if count >= self.n_out:
                     break
         finally:
             self._close_decoder()
         return count
+
+    def _decoder(self, first: int, start: int) -> Iterator[np.ndarray]:
+        """Frames first.. of the video: sought to first, checked by frame start-1 against
+        `before`, else decoded from the first frame of the video."""
+        if first == 0 or not self.before:
+            return iter_frames(self.info, self.decode_threads, start=first, seek=False)
+        frames = iter_frames(self.info, self.decode_threads, start=first)
+        head = list(itertools.islice(frames, start - first))
+        if len(head) == start - first and head and frame_digest(head[-1]) == self.before:
+            return _chained(head, frames)
+        frames.close()  # type: ignore[attr-defined]
+        logger.warning("%s: seeking to frame %d missed it; decoding from the first frame",
+                       self.info.path.name, first)
+        return iter_frames(self.info, self.decode_threads, start=first, seek=False)
 
     def _spill_from_decoder(self, n: int) -> _SpillFile:
         """Decode again into a new spill file, keeping at most the first n frames."""

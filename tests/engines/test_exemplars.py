@@ -75,3 +75,28 @@ def test_a_mouth_pasted_onto_its_own_lips_changes_nothing(presenter):
     paste(shifted, (0, 0), exemplar, points + (3.0, 0.0), mouth_frame(points + (3.0, 0.0)))
     moved = np.abs(shifted[y0:y1, x0 + 3:x1 + 3].astype(int) - image[y0:y1, x0:x1].astype(int))
     assert moved.mean() < 6.0  # the mouth moved with its lips, 3 px
+
+
+def test_a_library_restored_from_its_checkpoints_chooses_as_the_original(presenter):
+    """Checkpoints hand out each mouth once (the library only grows); restored from them, with the
+    previous choice, a library makes the same choices as the one that went on."""
+    import pickle
+    image, points = presenter
+    library = ExemplarLibrary()
+    states = []
+    for index, extra in enumerate((0.0, 0.05, 0.05, 0.1, 0.15, 0.2)):
+        library.observe(image, opened(points, extra), index)
+        if index in (1, 3):
+            base = mouth_shape(points)
+            library.choose(MouthShape(base.gap + 0.09, base.width, base.yaw))
+            states.append(pickle.loads(pickle.dumps(library.checkpoint())))  # as it is kept on disk
+    assert [sorted(e.index for e in s.added.values()) for s in states] == [[0, 1], [3]]
+    restored = ExemplarLibrary()
+    restored.restore(states)
+    for extra in (4, 5):  # the frames after the checkpoint, observed again
+        restored.observe(image, opened(points, (0.0, 0.05, 0.05, 0.1, 0.15, 0.2)[extra]), extra)
+    base = mouth_shape(points)
+    for extra in (0.095, 0.07, 0.16, 0.2, 0.0):
+        target = MouthShape(base.gap + extra, base.width, base.yaw)
+        a, b = library.choose(target), restored.choose(target)
+        assert (a.index if a else None) == (b.index if b else None), extra

@@ -4,6 +4,7 @@ only while it holds the item, and puts an interrupted item back."""
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -154,3 +155,39 @@ def test_an_engine_decided_at_submit_is_kept_when_its_checkpoint_goes(settings: 
     item = store.get_item(batch_id, 0)
     assert item.status is ItemStatus.FAILED and item.error_code == ErrorCode.ENGINE_UNAVAILABLE.value
     assert item.output_path is None and store.get_batch(batch_id).engine == "wav2lip"
+
+
+def test_an_interrupted_item_resumes_from_its_committed_segments(settings: Settings, store: SqliteStore,
+                                                                 presenter_clip: Path, tmp_path: Path) -> None:
+    """Shut down mid-render: the item goes back to pending with its segments kept beside its output;
+    the next attempt renders only the frames after them, and the folder goes when it is done."""
+    import make_samples
+    audio = make_samples.make_speechlike(tmp_path / "speech.wav", 3.0, seed=4)  # 75 frames
+    settings = replace(settings, segment_seconds=0.4, progress_interval_s=0.0, track_cache=False)
+    batch_id = make_batch(settings, store, audio, presenter_clip)
+    runner = ItemRunner(store, settings)
+    reported: list[int] = []
+    set_frames = store.set_frames
+
+    def spy(batch: str, index: int, done: int, total: int) -> None:
+        reported.append(done)
+        if done >= 20:
+            runner.shutdown.set()
+        set_frames(batch, index, done, total)
+
+    store.set_frames = spy  # type: ignore[method-assign]
+    runner(batch_id, 0)
+    item = store.get_item(batch_id, 0)
+    work = runner.work_dir(item)
+    assert item.status is ItemStatus.PENDING and work.is_dir()
+    committed = json.loads((work / "manifest.json").read_text())["segments"][-1]["end"]
+    assert committed >= 20 and committed % 10 == 0
+    reported.clear()
+    runner.shutdown.clear()
+    store.set_frames = lambda b, i, d, t: (reported.append(d), set_frames(b, i, d, t))  # type: ignore
+    runner(batch_id, 0)
+    item = store.get_item(batch_id, 0)
+    assert item.status is ItemStatus.DONE and item.attempts == 2 and item.frames_done == 75
+    assert reported[0] == committed + 1  # frames before the committed ones were not rendered again
+    assert probe_video(Path(item.output_path)).n_frames == 75
+    assert not work.exists()

@@ -98,3 +98,59 @@ def test_frames_at_picks_the_same_frames_in_one_pass_or_by_seeking(tmp_path: Pat
         numbers = [(float(f.mean()) * 219 / 255 + 16) / 2 for f in frames]  # RGB back to Y, Y = 2 N
         assert numbers[0] == pytest.approx(12, abs=1.5)  # the frames at 0.5, 1.7 and 3.9 s: 30, 85 later
         assert [n - numbers[0] for n in numbers] == pytest.approx([0, 30, 85], abs=1.0)
+
+
+def _all(source: FrameSource) -> list[tuple[int, np.ndarray]]:
+    with source:
+        return list(source)
+
+
+@pytest.mark.parametrize("container", ["mp4", "avi"])
+@pytest.mark.parametrize("extra", [-5, 0, 30])  # trim, all frames once, ping-pong (spilled)
+def test_a_frame_source_started_late_yields_exactly_the_frames_from_there(
+        media: Path, tmp_path: Path, container: str, extra: int) -> None:
+    """A resumed render's source: the frames a full pass yields from `start` on, bit for bit,
+    whether the seek landed (MP4, B-frames, 29.97 fps) or missed and it decoded from the first
+    (this AVI's timestamps put ffmpeg's seek one frame early)."""
+    from heygem_core.media.reader import frame_digest
+    from tests.media.clips import make_video
+    codec = (["-c:v", "libx264", "-preset", "medium", "-pix_fmt", "yuv420p", "-g", "12"] if container == "mp4"
+             else ["-c:v", "mpeg4", "-q:v", "3"])
+    path = make_video(media / f"seek.{container}", rate="30000/1001", seconds=2.0, codec=codec)
+    info = probe_video(path)
+    n_out = info.n_frames + extra
+    full = _all(FrameSource(info, n_out, workdir=tmp_path))
+    for start in (1, 13, info.n_frames - 6, n_out - 1):
+        source = FrameSource(info, n_out, workdir=tmp_path, start=start, before=frame_digest(full[start - 1][1]),
+                             keep=3)
+        late = _all(source)
+        assert [i for i, _ in late] == [i for i, _ in full[start:]]
+        if start <= info.n_frames:  # the frames before, for the tracker
+            before = [f for _, f in full[max(0, start - 3):start]]
+            assert len(source.previous) == len(before)
+            assert all(np.array_equal(a, b) for a, b in zip(source.previous, before))
+        assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(late, full[start:]))
+    assert _all(FrameSource(info, n_out, start=n_out)) == []
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_seek_is_checked_against_the_frame_before(media: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A digest that does not match the frame the seek landed on: decoded from the first instead."""
+    import heygem_core.media.reader as reader
+    from tests.media.clips import make_video
+    info = probe_video(make_video(media / "check.mp4", seconds=2.0))
+    calls = []
+    real = reader.iter_frames
+
+    def spy(info, threads=0, start=0, seek=True):  # noqa: ANN001
+        calls.append((start, seek))
+        return real(info, threads, start, seek)
+
+    monkeypatch.setattr(reader, "iter_frames", spy)
+    full = _all(FrameSource(info, info.n_frames))
+    wrong = _all(FrameSource(info, info.n_frames, start=20, before="0" * 16))
+    assert calls == [(0, False), (19, True), (19, False)]
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(wrong, full[20:])) and len(wrong) == len(full) - 20
+    calls.clear()
+    _all(FrameSource(info, info.n_frames, start=20, before=reader.frame_digest(full[19][1])))
+    assert calls == [(19, True)]

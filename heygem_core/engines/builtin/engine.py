@@ -15,7 +15,8 @@ from heygem_core.config import Settings
 from heygem_core.engines.base import EngineStatus, FrameJob, LipSyncEngine
 from heygem_core.engines.builtin import LABEL, NAME, engine_status
 from heygem_core.engines.builtin.articulation import MouthTrack, articulate
-from heygem_core.engines.builtin.exemplars import Exemplar, ExemplarLibrary, MouthShape, mouth_shape, paste
+from heygem_core.engines.builtin.exemplars import (Exemplar, ExemplarLibrary, LibraryState, MouthShape, mouth_shape,
+                                                   paste)
 from heygem_core.engines.builtin.interior import paint_interior, seal_lips
 from heygem_core.engines.builtin.warp import (INNER_CONTOUR, ROUND_NARROW, MouthPlan, inverse_field, plan_mouth,
                                               target_gap_of)
@@ -54,6 +55,7 @@ class BuiltinEngine(LipSyncEngine):
         self._colours_at = -COLOUR_EVERY  # frame index the colours were sampled at
         self._library = ExemplarLibrary()
         self._paths = PathCounts()
+        self._observed_to = 0  # frames before this were observed (or, resumed, by the run before)
 
     @classmethod
     def status(cls, settings: Settings) -> EngineStatus:
@@ -63,10 +65,28 @@ class BuiltinEngine(LipSyncEngine):
         self._track = articulate(clip, fps, n_frames)
         self._colours, self._colours_at = None, -COLOUR_EVERY
         self._library, self._paths = ExemplarLibrary(), PathCounts()
+        self._observed_to = 0
 
     def observe(self, job: FrameJob) -> None:
+        if job.index < self._observed_to:
+            return  # resumed: the library holds what these frames added, from their first tracking
+        self._observed_to = job.index + 1
         if job.face is not None:
             self._library.observe(job.image, job.face.points, job.index)
+
+    def checkpoint(self) -> BuiltinState:
+        return BuiltinState(self._library.checkpoint(), self._colours, self._colours_at, replace(self._paths),
+                            self._observed_to)
+
+    def restore(self, states: Sequence[object]) -> None:
+        kept = [s for s in states if isinstance(s, BuiltinState)]
+        if not kept:
+            return
+        self._library.restore([s.library for s in kept])
+        last = kept[-1]
+        self._colours, self._colours_at = last.colours, last.colours_at
+        self._paths = replace(last.paths, sources=set(last.paths.sources))
+        self._observed_to = last.observed_to
 
     def notes(self) -> list[str]:
         return self._paths.notes()
@@ -104,6 +124,17 @@ class BuiltinEngine(LipSyncEngine):
             self._colours = mouth_colours(job.image, job.face.points)
             self._colours_at = job.index
         return self._colours
+
+
+@dataclass
+class BuiltinState:
+    """The built-in engine's carry-over at a segment's end (see `LipSyncEngine.checkpoint`)."""
+
+    library: LibraryState
+    colours: MouthColours | None
+    colours_at: int
+    paths: PathCounts
+    observed_to: int  # frames before this one were observed
 
 
 @dataclass

@@ -85,14 +85,24 @@ def cut_exemplar(image: np.ndarray, points: np.ndarray, index: int) -> Exemplar:
 
 
 OWN = object()  # the previous choice was the frame's own mouth
+SlotKey = tuple[int, int, int]
+
+
+@dataclass
+class LibraryState:
+    """The exemplars added since the last `checkpoint()` and the last choice (its slot, or "own")."""
+
+    added: dict[SlotKey, Exemplar]
+    previous: SlotKey | str | None
 
 
 class ExemplarLibrary:
     """The mouths seen so far, one per shape slot (the first seen keeps it: stable exemplars)."""
 
     def __init__(self) -> None:
-        self._slots: dict[tuple[int, int, int], Exemplar] = {}
+        self._slots: dict[SlotKey, Exemplar] = {}
         self._previous: Exemplar | object | None = None
+        self._saved: set[SlotKey] = set()  # slots already handed out by checkpoint()
 
     def __len__(self) -> int:
         return len(self._slots)
@@ -105,6 +115,24 @@ class ExemplarLibrary:
         key = (round(shape.gap / GAP_BIN), round(shape.width / WIDTH_BIN), round(shape.yaw / YAW_BIN))
         if key not in self._slots:
             self._slots[key] = cut_exemplar(image, points, index)
+
+    def checkpoint(self) -> LibraryState:
+        """What was added since the last checkpoint (slots are only ever added), and the last choice."""
+        added = {key: e for key, e in self._slots.items() if key not in self._saved}
+        self._saved.update(added)
+        previous: SlotKey | str | None = "own" if self._previous is OWN else None
+        for key, exemplar in self._slots.items():
+            if exemplar is self._previous:
+                previous = key
+        return LibraryState(added, previous)
+
+    def restore(self, states: list[LibraryState]) -> None:
+        """The library as it was at the last of `states` (all checkpoints, oldest first)."""
+        for state in states:
+            self._slots.update(state.added)
+        self._saved = set(self._slots)
+        last = states[-1].previous if states else None
+        self._previous = OWN if last == "own" else self._slots.get(last) if last is not None else None
 
     def open_range(self) -> float:
         """The widest inner-lip gap among the exemplars, in eye distances."""

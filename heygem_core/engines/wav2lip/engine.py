@@ -5,6 +5,7 @@ torch is imported only when the engine is built, so the rest of the package neve
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections import deque
 from collections.abc import Sequence
@@ -83,6 +84,13 @@ class Wav2LipEngine(LipSyncEngine):
         self._mel = melspectrogram(samples)
         self._fps = fps
         self._boxes.reset()
+
+    def checkpoint(self) -> object:
+        return copy.deepcopy(self._boxes)
+
+    def restore(self, states: Sequence[object]) -> None:
+        if states and isinstance(states[-1], BoxSmoother):
+            self._boxes = copy.deepcopy(states[-1])
 
     def render_batch(self, jobs: Sequence[FrameJob]) -> list[np.ndarray]:
         crops, mels, placed = [], [], []
