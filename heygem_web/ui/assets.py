@@ -46,10 +46,7 @@ CSS = """
 @media (max-width:640px){
  .hg-table .hg-opt{display:none}
  .hg-table .hg-name{max-width:9em}
- .tab-wrapper .tab-container{flex-wrap:wrap;height:auto!important;overflow:visible!important}
- .tab-wrapper{height:auto!important;overflow:visible!important}
- .tab-wrapper .overflow-menu{display:none!important}
- .tab-wrapper .tab-container button{visibility:visible!important;position:static!important}
+ .tab-wrapper .tab-container button{padding-left:5px!important;padding-right:5px!important;font-size:14px!important}
 }
 #hg-offline{display:none;position:fixed;top:0;left:0;right:0;z-index:1000;background:#dc2626;
  color:#fff;text-align:center;padding:6px;font-weight:600}

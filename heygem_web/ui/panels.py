@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from heygem_core.jobs.rules import FINISHED_BATCH_STATUSES as FINISHED
-from heygem_web.ui.text import eta_text, reason_text, status_word, t
+from heygem_web.ui.text import eta_text, labelled, reason_text, status_word, t
 from heygem_web.urls import download_url, manifest_url
 
 ETA_AFTER_SHARE = 0.5  # before any file ended, the time left is shown once half the first is made
@@ -41,6 +41,16 @@ def counts(snap: dict) -> Counts:
     return Counts(len(items) - rejected, processed, rejected)
 
 
+def shown_status(snap: dict) -> str:
+    """The batch's status as the view shows it: "processing" for a batch none of whose files has
+    started (one refused at upload makes the store say so) is still "queued"."""
+    status = snap["status"]
+    if status == "processing":
+        waiting = all(i["status"] == "pending" or rejected_at_upload(i) for i in snap.get("items") or [])
+        return "queued" if waiting else status
+    return status
+
+
 def _eta_known(snap: dict, done: Counts) -> bool:
     """Whether the time left is worth showing: before a file ended or half the first was made,
     the measured throughput is mostly the start-up (model, face track) and far off."""
@@ -60,13 +70,13 @@ def progress_html(snap: dict, lang: str, kind: str = "batch") -> str:
     left while it runs, the summary when it ended."""
     if not snap.get("batch_id"):
         return idle_html(lang, kind)
-    status = snap["status"]
+    status = shown_status(snap)
     rate = float(snap["progress_rate"])
     done = counts(snap)
     bar = BAR_CLASS.get(status, "")
     lines = [
         f'<div class="hg-line" id="hg-status" data-status="{status}" data-batch="{snap["batch_id"]}">'
-        f'<b>{t(lang, "status")}:{status_word(lang, status)}</b></div>',
+        f'<b>{labelled(lang, "status", status_word(lang, status))}</b></div>',
         f'<div class="hg-bar"><div id="hg-bar" class="{bar}" data-rate="{rate:.4f}" '
         f'style="width:{100 * rate:.1f}%"></div></div>',
         f'<div class="hg-line"><span id="hg-count" data-done="{done.processed}" data-total="{done.runnable}">'
@@ -75,13 +85,13 @@ def progress_html(snap: dict, lang: str, kind: str = "batch") -> str:
     if done.rejected:
         lines.append(f'<div class="hg-line hg-failed" id="hg-rejected">{t(lang, "rejected", n=done.rejected)}</div>')
     if snap.get("current_video"):
-        label = t(lang, "current_audio" if snap.get("mode") == "one_video" else "current")
+        key = "current_audio" if snap.get("mode") == "one_video" else "current"
         frames = t(lang, "frames", done=snap["current_frame"], total=snap["current_total_frames"])
-        lines.append(f'<div class="hg-line">{label}:<span id="hg-current">'
-                     f'{html.escape(snap["current_video"])}</span> · <span id="hg-frames">{frames}</span></div>')
+        name = f'<span id="hg-current">{html.escape(snap["current_video"])}</span>'
+        lines.append(f'<div class="hg-line">{labelled(lang, key, name)} · <span id="hg-frames">{frames}</span></div>')
     if status not in FINISHED:
         eta = snap.get("eta_seconds") if _eta_known(snap, done) else None
-        lines.append(f'<div class="hg-line" id="hg-eta">{t(lang, "eta")}:{eta_text(lang, eta)}</div>')
+        lines.append(f'<div class="hg-line" id="hg-eta">{labelled(lang, "eta", eta_text(lang, eta))}</div>')
     else:
         lines.append(f'<div class="hg-line" id="hg-notice">{ended_text(snap, lang, kind)}</div>')
     return "\n".join(lines)
@@ -89,7 +99,7 @@ def progress_html(snap: dict, lang: str, kind: str = "batch") -> str:
 
 def ended_text(snap: dict, lang: str, kind: str) -> str:
     if kind == "single" and snap.get("total_count") == 1:
-        return f'{t(lang, "ended_single")}:{status_word(lang, snap["status"])}'
+        return labelled(lang, "ended_single", status_word(lang, snap["status"]))
     return t(lang, "ended", ok=snap["succeeded_count"], bad=snap["failed_count"],
              cancelled=snap.get("cancelled_count", 0))
 
@@ -191,7 +201,7 @@ def system_html(system: dict, lang: str) -> str:
              f'{t(lang, "memory")} {system.get("memory_percent", 0):.0f}%']
     gpus: Sequence[dict] = system.get("gpus") or []
     if not gpus:
-        parts.append(f'{t(lang, "gpu")}:{t(lang, "no_gpu")}')
+        parts.append(labelled(lang, "gpu", t(lang, "no_gpu")))
     for gpu in gpus:
         parts.append(f'{t(lang, "gpu")} {html.escape(str(gpu["name"]))} {gpu["utilization"]}% · '
                      f'{gpu["memory_used_mb"]}/{gpu["memory_total_mb"]} MB')

@@ -247,12 +247,12 @@ def belongs(batch: Batch, tab: str) -> bool:
 
 
 def _queued(runtime: Runtime, user: str | None) -> list[Batch]:
-    """The unfinished batches in the order they run: the running one, then the waiting ones
-    oldest first (the queue is FIFO by item, and items are queued batch by batch)."""
+    """The unfinished batches in the order they run, oldest first (the queue is FIFO by item, and
+    a batch's items are queued together when it is made)."""
     if runtime.store.active_batch_id(user) is None:
         return []
     batches = [b for b in runtime.service.history(user, limit=QUEUE_SCAN) if not b.status.finished]
-    return sorted(batches, key=lambda b: (b.status is not BatchStatus.PROCESSING, b.created_at))
+    return sorted(batches, key=lambda b: b.created_at)
 
 
 def _pick(runtime: Runtime, user: str | None, views: dict, tab: str, queued: list[Batch]) -> str | None:
@@ -272,8 +272,16 @@ def _pick(runtime: Runtime, user: str | None, views: dict, tab: str, queued: lis
 
 
 def _queue_entries(queued: list[Batch]) -> list[QueueEntry]:
-    return [QueueEntry(b.batch_id, b.status.value, [i.name for i in b.items],
-                       sum(i.status.finished for i in b.items), len(b.items)) for b in queued]
+    """The queue view's rows: a batch runs while one of its items does, else it waits."""
+    def status(batch: Batch) -> str:
+        running = any(i.status is ItemStatus.PROCESSING for i in batch.items)
+        return "processing" if running else "queued"
+
+    def runnable(batch: Batch) -> list:  # as the panel counts: a file refused at upload apart
+        return [i for i in batch.items if not (i.status is ItemStatus.FAILED and i.started_at is None)]
+
+    return [QueueEntry(b.batch_id, status(b), [i.name for i in b.items],
+                       sum(i.status.finished for i in runnable(b)), len(runnable(b))) for b in queued]
 
 
 def _snapshot(runtime: Runtime, batch_id: str | None, user: str | None) -> dict:

@@ -122,6 +122,11 @@ def t(lang: str, key: str, **fields: object) -> str:
     return text.format(**fields) if fields else text
 
 
+def labelled(lang: str, key: str, value: str) -> str:
+    """`key`'s text, a colon as the language writes it ("状态:" / "Status: "), and `value`."""
+    return f"{t(lang, key)}{':' if lang == 'zh' else ': '}{value}"
+
+
 def status_word(lang: str, status: str) -> str:
     """A batch's or an item's status in `lang`; an unknown status as it is."""
     return STATUS_TEXT.get(status, {}).get(lang, status)
