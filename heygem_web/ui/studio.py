@@ -21,7 +21,7 @@ from heygem_core.config import Settings
 from heygem_core.engines import ENGINE_CHOICES, engine_statuses
 from heygem_core.errors import HeyGemError
 from heygem_core.jobs.intake import Upload
-from heygem_core.jobs.models import Batch, BatchMode, BatchStatus, ItemStatus
+from heygem_core.jobs.models import Batch, BatchMode, ItemStatus
 from heygem_core.jobs.rules import FINISHED_BATCH_STATUSES as FINISHED
 from heygem_core.jobs.runtime import Runtime
 from heygem_core.metrics import system_metrics
@@ -47,40 +47,44 @@ I18N = gr.I18n(**i18n_translations())
 _ = I18N  # the static labels: `_("key")`
 
 RuntimeGetter = Callable[[], Runtime]
-# Labels that gr.I18n leaves untranslated in this Gradio (gr.Audio's, gr.Examples' headers): set
-# in the browser's language when the page loads. (component, the update for a language)
-LateLabel = tuple[gr.components.Component, Callable[[str], dict]]
-_late: list[LateLabel] = []
 
 
-def _late_label(component: gr.components.Component, key: str) -> None:
-    _late.append((component, lambda lang: gr.update(label=t(lang, key))))
+class LateLabels:
+    """Labels that gr.I18n leaves untranslated in this Gradio (gr.Audio's, gr.Examples' column
+    heads): collected while the page is built, set in the browser's language when it loads."""
 
+    def __init__(self) -> None:
+        self.updates: list[tuple[gr.components.Component, Callable[[str], dict]]] = []
 
-def _late_headers(dataset: gr.components.Component, keys: tuple[str, ...]) -> None:
-    _late.append((dataset, lambda lang: gr.update(headers=[t(lang, k) for k in keys])))
+    def label(self, component: gr.components.Component, key: str) -> None:
+        self.updates.append((component, lambda lang: gr.update(label=t(lang, key))))
 
+    def headers(self, dataset: gr.components.Component, keys: tuple[str, ...]) -> None:
+        self.updates.append((dataset, lambda lang: gr.update(headers=[t(lang, k) for k in keys])))
 
-def _late_labels(late: list[LateLabel]) -> Callable:
-    def labels(request: gr.Request) -> list:
-        lang = _lang(request)
-        return [update(lang) for _, update in late]
+    def components(self) -> list[gr.components.Component]:
+        return [component for component, _ in self.updates]
 
-    return labels
+    def handler(self) -> Callable:
+        def labels(request: gr.Request) -> list:
+            lang = _lang(request)
+            return [update(lang) for _, update in self.updates]
+
+        return labels
 
 
 def build_ui(get_runtime: RuntimeGetter, settings: Settings) -> gr.Blocks:
     """The Blocks app; `get_runtime()` gives the running server's runtime at event time, and
     `settings` are the server's (the engines they allow are listed on the page). Mount it with
     `i18n=I18N`."""
-    _late.clear()
+    late = LateLabels()
     with gr.Blocks(title="HeyGem") as demo:
         views = gr.State({})  # tab -> the batch its panel shows; "mine:<tab>" -> batches started there
         tab = gr.State("batch")
         shown_results = gr.State("")
         gr.Markdown(_("title"))
         with gr.Tabs():
-            tabs = {"batch": _batch_tab(), "single": _single_tab(), "localise": _localise_tab(),
+            tabs = {"batch": _batch_tab(late), "single": _single_tab(late), "localise": _localise_tab(),
                     "history": _history_tab()}
         queue = gr.HTML(elem_id="hg-queue")
         panel = gr.HTML(elem_id="hg-panel")
@@ -103,8 +107,7 @@ def build_ui(get_runtime: RuntimeGetter, settings: Settings) -> gr.Blocks:
         engine_outputs = [out for key in ("batch", "single", "localise") for out in (tabs[key]["engine"],
                                                                                     tabs[key]["engines"])]
         demo.load(_engine_labels(settings), None, engine_outputs, show_progress=HIDDEN)
-        late = list(_late)
-        demo.load(_late_labels(late), None, [c for c, _ in late], show_progress=HIDDEN)
+        demo.load(late.handler(), None, late.components(), show_progress=HIDDEN)
         for key, mode in (("batch", BatchMode.ONE_AUDIO), ("single", BatchMode.ONE_AUDIO),
                           ("localise", BatchMode.ONE_VIDEO)):
             parts = tabs[key]
@@ -155,7 +158,8 @@ def _engine_labels(settings: Settings) -> Callable:
     return labels
 
 
-def _examples(audio: gr.components.Component, videos: gr.components.Component, many: bool) -> None:
+def _examples(audio: gr.components.Component, videos: gr.components.Component, many: bool,
+              late: LateLabels) -> None:
     """One-click inputs from examples/studio (made by examples/make_studio_examples.py)."""
     speech, clips = EXAMPLES / "speech.wav", sorted(EXAMPLES.glob("presenter_*.mp4"))
     if not speech.exists() or not clips:
@@ -164,34 +168,34 @@ def _examples(audio: gr.components.Component, videos: gr.components.Component, m
     rows = [[str(speech), [str(c) for c in clips]]] if many else [[str(speech), str(c)] for c in clips]
     examples = gr.Examples(rows, [audio, videos], label=_("examples"), examples_per_page=4,
                            elem_id=f"hg-examples-{'many' if many else 'one'}")
-    _late_headers(examples.dataset, ("audio", "videos" if many else "video"))
+    late.headers(examples.dataset, ("audio", "videos" if many else "video"))
 
 
-def _batch_tab() -> dict[str, gr.components.Component]:
+def _batch_tab(late: LateLabels) -> dict[str, gr.components.Component]:
     with gr.Tab(_("tab_batch"), elem_id="hg-tab-batch") as tab:
         with gr.Row():
             audio = gr.Audio(type="filepath", label="", elem_id="hg-audio")
-            _late_label(audio, "audio")
+            late.label(audio, "audio")
             videos = gr.File(file_count="multiple", file_types=["video", "image"], label=_("videos"),
                              elem_id="hg-videos")
         preview = gr.Gallery(label=_("preview"), columns=6, height=160, object_fit="contain",
                              interactive=False, visible=False, elem_id="hg-preview")
         videos.change(_preview, videos, preview, show_progress=HIDDEN)
-        _examples(audio, videos, many=True)
+        _examples(audio, videos, True, late)
         engine, engines = _engine_picker()
         start = gr.Button(_("start"), variant="primary", elem_id="hg-start")
     return {"tab": tab, "audio": audio, "videos": videos, "engine": engine, "engines": engines, "start": start,
             "preview": preview}
 
 
-def _single_tab() -> dict[str, gr.components.Component]:
+def _single_tab(late: LateLabels) -> dict[str, gr.components.Component]:
     with gr.Tab(_("tab_single"), elem_id="hg-tab-single") as tab:
         with gr.Row():
             audio = gr.Audio(type="filepath", label="", elem_id="hg-single-audio")
-            _late_label(audio, "audio")
+            late.label(audio, "audio")
             videos = gr.File(file_count="single", file_types=["video", "image"], label=_("video"),
                              elem_id="hg-single-video")
-        _examples(audio, videos, many=False)
+        _examples(audio, videos, False, late)
         engine, engines = _engine_picker()
         start = gr.Button(_("start_single"), variant="primary", elem_id="hg-single-start")
     return {"tab": tab, "audio": audio, "videos": videos, "engine": engine, "engines": engines, "start": start}
