@@ -21,8 +21,8 @@ from heygem_web.errors import install_error_handlers
 from heygem_web.fast_path import ProgressFastPath, polling_protocol
 from heygem_web.limits import UploadLimits
 from heygem_web.routes import ROUTERS
-from heygem_web.ui import build_ui
-from heygem_web.ui.assets import CSS, HEAD
+from heygem_web.ui import I18N, build_ui
+from heygem_web.ui.assets import CSS, head
 from heygem_web.urls import output_url
 
 logger = logging.getLogger("heygem")
@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if authenticator.enabled:
         app.add_middleware(AuthMiddleware, authenticator=authenticator)
     blocks = build_ui(lambda: app.state.runtime, settings)
-    return gr.mount_gradio_app(app, blocks, path="/", css=CSS, head=HEAD, footer_links=[],
+    return gr.mount_gradio_app(app, blocks, path="/", css=CSS, head=head(), footer_links=[], i18n=I18N,
                                max_file_size=settings.max_upload_bytes,
                                auth_dependency=_request_user if authenticator.enabled else None)
 

@@ -14,6 +14,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT_S = 180  # every wait in the tests is bounded
+START_S = 120  # a server's start (a loaded 2-core machine takes over a minute to import gradio)
 
 
 def free_port() -> int:
@@ -36,7 +37,7 @@ class Server:
     def start(self) -> Server:
         self.proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=self.env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + START_S
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:

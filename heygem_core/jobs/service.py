@@ -176,11 +176,12 @@ class BatchService:
         return self.store.get_item(batch_id, index)
 
     def retry(self, batch_id: str, owner: str | None = None) -> int:
-        """Queue the failed items of a finished batch again; returns how many."""
+        """Queue the failed and the cancelled items of a finished batch again (a cancel is
+        resumed so); returns how many."""
         batch = self.get(batch_id, owner)
         if not batch.status.finished:
             raise HeyGemError(ErrorCode.BATCH_INVALID, "the batch is still running")
-        failed = [i for i in batch.items if i.status is ItemStatus.FAILED]
+        failed = [i for i in batch.items if i.status in (ItemStatus.FAILED, ItemStatus.CANCELLED)]
         if not failed:
             return 0
         for item in failed:
@@ -188,7 +189,7 @@ class BatchService:
                                    error_code=None, error=None, finished_at=None, started_at=None)
         self.store.update_batch(batch_id, status=BatchStatus.QUEUED, finished_at=None,
                                 cancel_requested=False, progress_floor=0.0)
-        log_event(f"重试 / retry {len(failed)} failed items", batch_id=batch_id)
+        log_event(f"重试 / retry {len(failed)} failed or cancelled items", batch_id=batch_id)
         for item in failed:
             self.queue.enqueue(batch_id, item.index)
         return len(failed)

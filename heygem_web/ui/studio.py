@@ -1,13 +1,17 @@
 """The batch studio in the browser: Gradio Blocks over the same batch service and progress store
 as the REST API. The page never runs a batch itself: closing it loses nothing, and a page opened
-later attaches to the running batch."""
+later attaches to the running batch. Starting is always allowed: a batch started while another
+runs waits in the queue, which the page lists.
+
+Words follow the browser's language: static labels through `gr.I18n` (`I18N`), the panels drawn
+here through the request's Accept-Language (`text.lang_of`)."""
 
 from __future__ import annotations
 
 import html
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -17,75 +21,116 @@ from heygem_core.config import Settings
 from heygem_core.engines import ENGINE_CHOICES, engine_statuses
 from heygem_core.errors import HeyGemError
 from heygem_core.jobs.intake import Upload
+from heygem_core.jobs.models import Batch, BatchMode, ItemStatus
 from heygem_core.jobs.preflight import InputFile
-from heygem_core.jobs.models import BatchMode
 from heygem_core.jobs.rules import FINISHED_BATCH_STATUSES as FINISHED
 from heygem_core.jobs.runtime import Runtime
 from heygem_core.metrics import system_metrics
 from heygem_core.realtime_log import tail, tail_of_batches
-from heygem_web.ui.panels import items_html, preflight_html, progress_html, results_html, system_html, ticker_html
-from heygem_web.ui.text import DEFAULT_LANG, LANGS, status_word, t
+from heygem_web.ui.panels import (QueueEntry, engines_html, items_html, preflight_html, progress_html, queue_html,
+                                  results_html,
+                                  system_html)
+from heygem_web.ui.text import engine_label, i18n_translations, lang_of, status_word, t
 
 logger = logging.getLogger(__name__)
 
-TICK_S = 1.0  # the panel refreshes from the store this often
-FOLLOW_LIMIT_S = 24 * 3600  # a start button's follow loop ends with its batch, or after this
+TICK_S = 1.0  # the panels refresh from the store this often
 LOG_LINES = 40
 LOG_BATCHES = 20  # with login on, the log fold shows lines of the user's latest this many batches
+QUEUE_SCAN = 50  # the queue view and a tab's latest batch are looked for among this many batches
+HISTORY_LIMIT = 200
 QUEUE_POLL_S = 0.05  # how often the idle Gradio queue looks for work (its default: every 1 ms)
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "studio"  # make_studio_examples.py
+TABS = ("batch", "single", "localise", "history")
+HISTORY_STATUSES = ("processing", "queued", "completed", "completed_with_errors", "failed", "cancelled")
+HIDDEN = "hidden"  # show_progress for every event: the panel is the one progress view
+
+I18N = gr.I18n(**i18n_translations())
+_ = I18N  # the static labels: `_("key")`
 
 RuntimeGetter = Callable[[], Runtime]
 
 
+class LateLabels:
+    """Labels that gr.I18n leaves untranslated in this Gradio (gr.Audio's, gr.Examples' column
+    heads): collected while the page is built, set in the browser's language when it loads."""
+
+    def __init__(self) -> None:
+        self.updates: list[tuple[gr.components.Component, Callable[[str], dict]]] = []
+
+    def label(self, component: gr.components.Component, key: str) -> None:
+        self.updates.append((component, lambda lang: gr.update(label=t(lang, key))))
+
+    def headers(self, dataset: gr.components.Component, keys: tuple[str, ...]) -> None:
+        self.updates.append((dataset, lambda lang: gr.update(headers=[t(lang, k) for k in keys])))
+
+    def components(self) -> list[gr.components.Component]:
+        return [component for component, _ in self.updates]
+
+    def handler(self) -> Callable:
+        def labels(request: gr.Request) -> list:
+            lang = _lang(request)
+            return [update(lang) for _, update in self.updates]
+
+        return labels
+
+
 def build_ui(get_runtime: RuntimeGetter, settings: Settings) -> gr.Blocks:
     """The Blocks app; `get_runtime()` gives the running server's runtime at event time, and
-    `settings` are the server's (the engines they allow are listed on the page)."""
-    with gr.Blocks(title=t(DEFAULT_LANG, "title")) as demo:
-        lang = gr.Radio(list(LANGS), value=DEFAULT_LANG, label="语言 / Language")
-        attached = gr.State(None)  # the batch this page follows
+    `settings` are the server's (the engines they allow are listed on the page). Mount it with
+    `i18n=I18N`."""
+    late = LateLabels()
+    with gr.Blocks(title="HeyGem") as demo:
+        views = gr.State({})  # tab -> the batch its panel shows; "mine:<tab>" -> batches started there
+        tab = gr.State("batch")
         shown_results = gr.State("")
-        heading = gr.Markdown(f"## {t(DEFAULT_LANG, 'title')}")
+        gr.Markdown(_("title"))
         with gr.Tabs():
-            batch_tab = _batch_tab(settings)
-            single_tab = _single_tab(settings)
-            local_tab = _localise_tab(settings)
-            history_tab = _history_tab()
-        ticker = gr.HTML(elem_id="hg-ticker", min_height=40)  # where a start's gr.Progress shows
-        panel = gr.HTML(progress_html({}, DEFAULT_LANG), elem_id="hg-panel")
+            tabs = {"batch": _batch_tab(late), "single": _single_tab(late), "localise": _localise_tab(),
+                    "history": _history_tab()}
+        queue = gr.HTML(elem_id="hg-queue")
+        panel = gr.HTML(elem_id="hg-panel")
         with gr.Row():
-            cancel = gr.Button(t(DEFAULT_LANG, "cancel"), variant="stop", elem_id="hg-cancel")
-            retry = gr.Button(t(DEFAULT_LANG, "retry"), elem_id="hg-retry")
+            cancel = gr.Button(_("cancel"), variant="secondary", interactive=False, elem_id="hg-cancel")
+            retry = gr.Button(_("retry"), interactive=False, elem_id="hg-retry")
         table = gr.HTML(elem_id="hg-table")
         results = gr.HTML(elem_id="hg-results")
-        with gr.Accordion(t(DEFAULT_LANG, "system"), open=False) as system_box:
+        with gr.Accordion(_("system"), open=False):
             system = gr.HTML(elem_id="hg-system")
-        with gr.Accordion(t(DEFAULT_LANG, "log"), open=False) as log_box:
-            log = gr.Textbox(lines=12, max_lines=12, show_label=False, elem_id="hg-log")
+        with gr.Accordion(_("log"), open=False):
+            log = gr.Textbox(lines=12, max_lines=12, show_label=False, elem_id="hg-log", autoscroll=True)
         timer = gr.Timer(TICK_S)
 
-        panels = [attached, panel, table, results, shown_results, system, log, batch_tab["start"]]
-        tick_inputs = [attached, lang, shown_results]
-        timer.tick(_refresher(get_runtime), tick_inputs, panels, show_progress="hidden")
-        demo.load(_refresher(get_runtime), tick_inputs, panels, show_progress="hidden")
-        follow = _follower(get_runtime)
-        for tab, mode in ((batch_tab, BatchMode.ONE_AUDIO), (single_tab, BatchMode.ONE_AUDIO),
-                          (local_tab, BatchMode.ONE_VIDEO)):
-            tab["start"].click(_submitter(get_runtime, mode), [tab["audio"], tab["videos"], tab["engine"],
-                                                             lang], [attached],
-                               trigger_mode="once").then(
-                follow, [attached, lang], [ticker, tab["start"]], trigger_mode="once")
-        cancel.click(_action(get_runtime, "cancel"), [attached], [])
-        retry.click(_action(get_runtime, "retry"), [attached], [])
-        for tab, mode in ((batch_tab, BatchMode.ONE_AUDIO), (single_tab, BatchMode.ONE_AUDIO),
-                          (local_tab, BatchMode.ONE_VIDEO)):
-            gr.on([tab["audio"].change, tab["videos"].change, tab["engine"].change, lang.change],
-                  _checker(get_runtime, mode), [tab["audio"], tab["videos"], tab["engine"], lang], [tab["check"]],
-                  show_progress="minimal")
-        history_tab["refresh"].click(_history(get_runtime), [lang], [history_tab["table"], history_tab["pick"]])
-        history_tab["open"].click(lambda pick: pick or None, [history_tab["pick"]], [attached])
-        texts = [heading, cancel, retry, system_box, log_box, *_labelled(batch_tab, single_tab, local_tab,
-                                                                          history_tab)]
-        lang.change(_relabel, [lang], texts)
+        refresh = _refresher(get_runtime)
+        panels = [views, panel, table, results, shown_results, system, log, cancel, retry, queue]
+        tick_inputs = [views, tab, shown_results]
+        timer.tick(refresh, tick_inputs, panels, show_progress=HIDDEN)
+        demo.load(refresh, tick_inputs, panels, show_progress=HIDDEN)
+        engine_outputs = [out for key in ("batch", "single", "localise") for out in (tabs[key]["engine"],
+                                                                                    tabs[key]["engines"])]
+        demo.load(_engine_labels(settings), None, engine_outputs, show_progress=HIDDEN)
+        demo.load(late.handler(), None, late.components(), show_progress=HIDDEN)
+        for key, mode in (("batch", BatchMode.ONE_AUDIO), ("single", BatchMode.ONE_AUDIO),
+                          ("localise", BatchMode.ONE_VIDEO)):
+            parts = tabs[key]
+            parts["start"].click(_submitter(get_runtime, mode, key),
+                                 [parts["audio"], parts["videos"], parts["engine"], views], [views],
+                                 trigger_mode="once", show_progress=HIDDEN).then(
+                refresh, tick_inputs, panels, show_progress=HIDDEN)
+        for key in TABS:
+            tabs[key]["tab"].select(lambda key=key: key, None, [tab], show_progress=HIDDEN).then(
+                refresh, tick_inputs, panels, show_progress=HIDDEN)
+        cancel.click(_action(get_runtime, "cancel"), [views, tab], [], show_progress=HIDDEN).then(
+            refresh, tick_inputs, panels, show_progress=HIDDEN)
+        retry.click(_action(get_runtime, "retry"), [views, tab], [], show_progress=HIDDEN).then(
+            refresh, tick_inputs, panels, show_progress=HIDDEN)
+        for key, mode in (("batch", BatchMode.ONE_AUDIO), ("single", BatchMode.ONE_AUDIO),
+                          ("localise", BatchMode.ONE_VIDEO)):
+            parts = tabs[key]
+            gr.on([parts["audio"].change, parts["videos"].change, parts["engine"].change],
+                  _checker(get_runtime, mode), [parts["audio"], parts["videos"], parts["engine"]], [parts["check"]],
+                  show_progress=HIDDEN)
+        _wire_history(get_runtime, tabs["history"], views, tab, refresh, tick_inputs, panels, demo)
     _calm_queue(demo)
     return demo
 
@@ -102,132 +147,158 @@ def _calm_queue(demo: gr.Blocks) -> None:
     queue.progress_update_sleep_when_free = max(queue.progress_update_sleep_when_free, QUEUE_POLL_S)
 
 
-def _engine_dropdown(settings: Settings) -> tuple[gr.Dropdown, gr.Markdown]:
-    statuses = engine_statuses(settings)
-    dropdown = gr.Dropdown(list(ENGINE_CHOICES), value="auto", label=t(DEFAULT_LANG, "engine"))
-    lines = [f"- {'✓' if s.available else '✗'} **{s.name}** {s.label}" + (f" — {s.reason}" if s.reason else "")
-             for s in statuses]
-    return dropdown, gr.Markdown("\n".join(lines), elem_classes=["hg-engines"])
+# --- the tabs ------------------------------------------------------------------------------
+
+def _engine_picker() -> tuple[gr.Dropdown, gr.HTML]:
+    """The engine dropdown and the list of what can run; both labelled in the browser's language
+    when the page loads (`_engine_labels`)."""
+    dropdown = gr.Dropdown([(name, name) for name in ENGINE_CHOICES], value="auto", label=_("engine"))
+    return dropdown, gr.HTML(elem_classes=["hg-engines"])
 
 
-def _batch_tab(settings: Settings) -> dict[str, gr.components.Component]:
-    with gr.Tab(t(DEFAULT_LANG, "tab_batch"), elem_id="hg-tab-batch") as tab:
+def _engine_labels(settings: Settings) -> Callable:
+    def labels(request: gr.Request) -> list:
+        lang = _lang(request)
+        choices = [(engine_label(lang, name), name) for name in ENGINE_CHOICES]
+        listing = engines_html(engine_statuses(settings), lang)
+        return [out for _ in range(3) for out in (gr.update(choices=choices), listing)]
+
+    return labels
+
+
+def _examples(audio: gr.components.Component, videos: gr.components.Component, many: bool,
+              late: LateLabels) -> None:
+    """One-click inputs from examples/studio (made by examples/make_studio_examples.py)."""
+    speech, clips = EXAMPLES / "speech.wav", sorted(EXAMPLES.glob("presenter_*.mp4"))
+    if not speech.exists() or not clips:
+        logger.warning("no studio examples in %s: run examples/make_studio_examples.py", EXAMPLES)
+        return
+    rows = [[str(speech), [str(c) for c in clips]]] if many else [[str(speech), str(c)] for c in clips]
+    examples = gr.Examples(rows, [audio, videos], label=_("examples"), examples_per_page=4,
+                           elem_id=f"hg-examples-{'many' if many else 'one'}")
+    late.headers(examples.dataset, ("audio", "videos" if many else "video"))
+
+
+def _batch_tab(late: LateLabels) -> dict[str, gr.components.Component]:
+    with gr.Tab(_("tab_batch"), elem_id="hg-tab-batch") as tab:
         with gr.Row():
-            audio = gr.Audio(type="filepath", label=t(DEFAULT_LANG, "audio"), elem_id="hg-audio")
-            videos = gr.File(file_count="multiple", file_types=["video", "image"],
-                             label=t(DEFAULT_LANG, "videos"), elem_id="hg-videos")
-        preview = gr.Gallery(label=t(DEFAULT_LANG, "preview"), columns=6, height=170, interactive=False,
-                             elem_id="hg-preview")
-        videos.change(_as_list, videos, preview, show_progress="hidden")
+            audio = gr.Audio(type="filepath", label="", elem_id="hg-audio")
+            late.label(audio, "audio")
+            videos = gr.File(file_count="multiple", file_types=["video", "image"], label=_("videos"),
+                             elem_id="hg-videos")
+        preview = gr.Gallery(label=_("preview"), columns=6, height=160, object_fit="contain",
+                             interactive=False, visible=False, elem_id="hg-preview")
+        videos.change(_preview, videos, preview, show_progress=HIDDEN)
         check = gr.HTML(elem_id="hg-check")
-        engine, engines = _engine_dropdown(settings)
-        start = gr.Button(t(DEFAULT_LANG, "start"), variant="primary", elem_id="hg-start")
+        _examples(audio, videos, True, late)
+        engine, engines = _engine_picker()
+        start = gr.Button(_("start"), variant="primary", elem_id="hg-start")
     return {"tab": tab, "audio": audio, "videos": videos, "engine": engine, "engines": engines, "start": start,
             "preview": preview, "check": check}
 
 
-def _single_tab(settings: Settings) -> dict[str, gr.components.Component]:
-    with gr.Tab(t(DEFAULT_LANG, "tab_single")) as tab:
+def _single_tab(late: LateLabels) -> dict[str, gr.components.Component]:
+    with gr.Tab(_("tab_single"), elem_id="hg-tab-single") as tab:
         with gr.Row():
-            audio = gr.Audio(type="filepath", label=t(DEFAULT_LANG, "audio"))
-            videos = gr.File(file_count="single", file_types=["video", "image"], label=t(DEFAULT_LANG, "video"))
-        check = gr.HTML()
-        engine, engines = _engine_dropdown(settings)
-        start = gr.Button(t(DEFAULT_LANG, "start_single"), variant="primary")
+            audio = gr.Audio(type="filepath", label="", elem_id="hg-single-audio")
+            late.label(audio, "audio")
+            videos = gr.File(file_count="single", file_types=["video", "image"], label=_("video"),
+                             elem_id="hg-single-video")
+        check = gr.HTML(elem_id="hg-single-check")
+        _examples(audio, videos, False, late)
+        engine, engines = _engine_picker()
+        start = gr.Button(_("start_single"), variant="primary", elem_id="hg-single-start")
     return {"tab": tab, "audio": audio, "videos": videos, "engine": engine, "engines": engines, "start": start,
             "check": check}
 
 
-def _localise_tab(settings: Settings) -> dict[str, gr.components.Component]:
-    with gr.Tab(t(DEFAULT_LANG, "tab_localise")) as tab:
+def _localise_tab() -> dict[str, gr.components.Component]:
+    with gr.Tab(_("tab_localise"), elem_id="hg-tab-localise") as tab:
         with gr.Row():
-            videos = gr.File(file_count="single", file_types=["video", "image"], label=t(DEFAULT_LANG, "video"))
-            audio = gr.File(file_count="multiple", file_types=["audio"], label=t(DEFAULT_LANG, "audios"))
-        check = gr.HTML()
-        engine, engines = _engine_dropdown(settings)
-        start = gr.Button(t(DEFAULT_LANG, "start"), variant="primary")
+            videos = gr.File(file_count="single", file_types=["video", "image"], label=_("video"))
+            audio = gr.File(file_count="multiple", file_types=["audio"], label=_("audios"))
+        check = gr.HTML(elem_id="hg-localise-check")
+        engine, engines = _engine_picker()
+        start = gr.Button(_("start"), variant="primary", elem_id="hg-localise-start")
     return {"tab": tab, "audio": audio, "videos": videos, "engine": engine, "engines": engines, "start": start,
             "check": check}
 
 
 def _history_tab() -> dict[str, gr.components.Component]:
-    with gr.Tab(t(DEFAULT_LANG, "tab_history"), elem_id="hg-tab-history") as tab:
-        refresh = gr.Button(t(DEFAULT_LANG, "refresh"))
-        table = gr.HTML()
+    with gr.Tab(_("tab_history"), elem_id="hg-tab-history") as tab:
         with gr.Row():
-            pick = gr.Dropdown([], label=t(DEFAULT_LANG, "pick_batch"))
-            open_ = gr.Button(t(DEFAULT_LANG, "open"))
-    return {"tab": tab, "refresh": refresh, "table": table, "pick": pick, "open": open_}
+            search = gr.Textbox(label=_("search"), elem_id="hg-history-search")
+            status = gr.Dropdown([("", "")], value="", label=_("filter"), elem_id="hg-history-filter")
+        table = gr.Dataframe(interactive=False, wrap=True, elem_id="hg-history")
+        ids = gr.State([])  # the batch id of each row shown
+    return {"tab": tab, "search": search, "status": status, "table": table, "ids": ids}
 
 
-def _labelled(batch: dict, single: dict, local: dict, history: dict) -> list[gr.components.Component]:
-    return [batch["tab"], batch["audio"], batch["videos"], batch["preview"], batch["engine"], batch["start"],
-            single["tab"], single["audio"], single["videos"], single["engine"], single["start"],
-            local["tab"], local["audio"], local["videos"], local["engine"], local["start"],
-            history["tab"], history["refresh"], history["pick"], history["open"]]
+def _preview(value) -> dict:
+    """The uploaded videos' thumbnails; the box is hidden while there are none."""
+    files = _as_list(value)
+    return gr.update(value=files or None, visible=bool(files))
 
 
-def _relabel(lang: str) -> list:
-    """The same components, labelled in the chosen language (order of `_labelled`)."""
-    def label(key: str) -> dict:
-        return gr.update(label=t(lang, key))
-
-    def value(key: str) -> dict:
-        return gr.update(value=t(lang, key))
-
-    tabs = [gr.update(label=t(lang, k)) for k in ("tab_batch", "tab_single", "tab_localise", "tab_history")]
-    return [gr.update(value=f"## {t(lang, 'title')}"), value("cancel"), value("retry"), label("system"),
-            label("log"),
-            tabs[0], label("audio"), label("videos"), label("preview"), label("engine"), value("start"),
-            tabs[1], label("audio"), label("video"), label("engine"), value("start_single"),
-            tabs[2], label("audios"), label("video"), label("engine"), value("start"),
-            tabs[3], value("refresh"), label("pick_batch"), value("open")]
-
+# --- who and which batch -------------------------------------------------------------------
 
 def _user(request: gr.Request | None) -> str | None:
     """The logged-in user (None when login is off): each user sees only their own batches."""
     return getattr(request, "username", None) if request is not None else None
 
 
-def _submitter(get_runtime: RuntimeGetter, mode: BatchMode) -> Callable:
-    def submit(audio, videos, engine: str, lang: str, request: gr.Request) -> str:
-        audios = _as_list(audio)
-        clips = _as_list(videos)
-        if not audios or not clips:
-            raise gr.Error(t(lang, "need_inputs"))
-        try:
-            with ExitStack() as stack:
-                uploads = [Upload(Path(p).name, stack.enter_context(open(p, "rb"))) for p in audios]
-                files = [Upload(Path(p).name, stack.enter_context(open(p, "rb"))) for p in clips]
-                batch_id, _ = get_runtime().service.submit(uploads, files, engine=engine or "auto",
-                                                           mode=mode.value, owner=_user(request) or "")
-        except HeyGemError as e:
-            raise gr.Error(html.escape(e.message)) from e
-        return batch_id
-
-    return submit
+def _lang(request: gr.Request | None) -> str:
+    headers = getattr(request, "headers", None) or {}
+    return lang_of(headers.get("accept-language"))
 
 
-def _checker(get_runtime: RuntimeGetter, mode: BatchMode) -> Callable:
-    """The check before queueing of the files picked so far, as the table beside them."""
-    def check(audio, videos, engine: str, lang: str) -> str:
-        clips, audios = _as_list(videos), _as_list(audio)
-        if not clips and not audios:
-            return ""
-        inputs = [[InputFile(Path(p).name, Path(p)) for p in paths] for paths in (clips, audios)]
-        try:
-            report = get_runtime().preflight.check(*inputs, engine=engine or "auto", mode=mode.value)
-        except HeyGemError as e:
-            return f'<div class="hg-line hg-failed">{html.escape(t(lang, "check_failed", error=e.message))}</div>'
-        return preflight_html(report.as_dict(), lang)
-
-    return check
+def belongs(batch: Batch, tab: str) -> bool:
+    """Whether a tab's panel shows the batch: 多语言版本 one video with many audios, 单个视频 one
+    item, 批量生成 every other (one item included: a one-file batch is still a batch)."""
+    localised = batch.mode is BatchMode.ONE_VIDEO
+    if tab == "localise":
+        return localised
+    if tab == "single":
+        return not localised and len(batch.items) == 1
+    return not localised
 
 
-def _as_list(value) -> list[str]:
-    if not value:
+def _queued(runtime: Runtime, user: str | None) -> list[Batch]:
+    """The unfinished batches in the order they run, oldest first (the queue is FIFO by item, and
+    a batch's items are queued together when it is made)."""
+    if runtime.store.active_batch_id(user) is None:
         return []
-    return [str(v) for v in (value if isinstance(value, list) else [value])]
+    batches = [b for b in runtime.service.history(user, limit=QUEUE_SCAN) if not b.status.finished]
+    return sorted(batches, key=lambda b: b.created_at)
+
+
+def _pick(runtime: Runtime, user: str | None, views: dict, tab: str, queued: list[Batch]) -> str | None:
+    """The batch a tab's panel shows: the first unfinished one of its kind (or started from it),
+    else the one it showed, else its kind's latest. The history tab shows the row clicked."""
+    if tab == "history":
+        return views.get("history") or None
+    mine = set(views.get(f"mine:{tab}", ()))
+    for batch in queued:
+        if belongs(batch, tab) or batch.batch_id in mine:
+            return batch.batch_id
+    if tab in views:
+        return views[tab] or None
+    latest = next((b for b in runtime.service.history(user, limit=QUEUE_SCAN)
+                   if belongs(b, tab) or b.batch_id in mine), None)
+    return latest.batch_id if latest else None
+
+
+def _queue_entries(queued: list[Batch]) -> list[QueueEntry]:
+    """The queue view's rows: a batch runs while one of its items does, else it waits."""
+    def status(batch: Batch) -> str:
+        running = any(i.status is ItemStatus.PROCESSING for i in batch.items)
+        return "processing" if running else "queued"
+
+    def runnable(batch: Batch) -> list:  # as the panel counts: a file refused at upload apart
+        return [i for i in batch.items if not (i.status is ItemStatus.FAILED and i.started_at is None)]
+
+    return [QueueEntry(b.batch_id, status(b), [i.name for i in b.items],
+                       sum(i.status.finished for i in runnable(b)), len(runnable(b))) for b in queued]
 
 
 def _snapshot(runtime: Runtime, batch_id: str | None, user: str | None) -> dict:
@@ -240,22 +311,25 @@ def _snapshot(runtime: Runtime, batch_id: str | None, user: str | None) -> dict:
         return {}
 
 
+# --- events --------------------------------------------------------------------------------
+
 def _refresher(get_runtime: RuntimeGetter) -> Callable:
-    """Timer tick: attach to the running (else latest) batch if none, and redraw every panel."""
-    def refresh(batch_id: str | None, lang: str, shown: str, request: gr.Request) -> list:
-        runtime, user = get_runtime(), _user(request)
+    """Timer tick (and after every action): redraw the queue and the tab's panels from the store."""
+    def refresh(views: dict, tab: str, shown: str, request: gr.Request) -> list:
+        runtime, user, lang = get_runtime(), _user(request), _lang(request)
+        queued = _queued(runtime, user)
+        batch_id = _pick(runtime, user, views, tab, queued)
+        views = {**views, tab: batch_id or ""}
         snap = _snapshot(runtime, batch_id, user)
-        if not snap or (snap["status"] in FINISHED and runtime.store.active_batch_id(user)):
-            batch_id = runtime.snapshots.current_batch_id(user)
-            snap = _snapshot(runtime, batch_id, user)
-        results = results_html(snap, lang) if snap else ""
+        results = results_html(snap, lang, tab) if snap else ""
         running = bool(snap) and snap["status"] not in FINISHED
-        lines = _log_lines(runtime, user)
-        system = snap.get("system") if snap else None
-        return [batch_id, progress_html(snap, lang), items_html(snap, lang) if snap else "",
+        again = bool(snap) and not running and any(i["status"] in ("failed", "cancelled") for i in snap["items"])
+        return [views, progress_html(snap, lang, tab), items_html(snap, lang) if snap else "",
                 gr.skip() if results == shown else results, results,
-                system_html(system or system_metrics(), lang), "\n".join(lines),
-                gr.update(interactive=not running)]
+                system_html((snap.get("system") if snap else None) or system_metrics(), lang),
+                "\n".join(_log_lines(runtime, user)),
+                gr.update(interactive=running, variant="stop" if running else "secondary"),
+                gr.update(interactive=again), queue_html(_queue_entries(queued), lang, batch_id)]
 
     return refresh
 
@@ -268,60 +342,118 @@ def _log_lines(runtime: Runtime, user: str | None) -> list[str]:
     return tail_of_batches(runtime.settings.log_file, own, LOG_LINES)
 
 
-def _follower(get_runtime: RuntimeGetter) -> Callable:
-    """After a start: follow the batch it made with gr.Progress ticking per frame of the running
-    video, until it ends. The panels themselves are redrawn by the timer, on every open page."""
-    def follow(batch_id: str | None, lang: str, request: gr.Request,
-               progress: gr.Progress = gr.Progress()) -> Iterator[list]:
-        if not batch_id:
-            return
-        runtime, user = get_runtime(), _user(request)
-        deadline = time.monotonic() + FOLLOW_LIMIT_S
-        snap = _snapshot(runtime, batch_id, user)
-        while snap and time.monotonic() < deadline:
-            running = snap["status"] not in FINISHED
-            if snap.get("current_total_frames"):
-                progress((snap["current_frame"], snap["current_total_frames"]),
-                         desc=f'{snap["processed_count"]}/{snap["total_count"]} {snap.get("current_video") or ""}',
-                         unit="frames")
-            yield [ticker_html(snap, lang), gr.update(interactive=not running)]
-            if not running:
-                gr.Info(t(lang, "ended", ok=snap["succeeded_count"], bad=snap["failed_count"]))
-                return
-            time.sleep(TICK_S)
-            snap = _snapshot(runtime, batch_id, user)
+def _submitter(get_runtime: RuntimeGetter, mode: BatchMode, tab: str) -> Callable:
+    """A start button: queue a batch (while another runs too) and say where it stands."""
+    def submit(audio, videos, engine: str, views: dict, request: gr.Request) -> dict:
+        lang = _lang(request)
+        audios, clips = _as_list(audio), _as_list(videos)
+        if not audios or not clips:
+            raise gr.Error(t(lang, "need_inputs"), title=t(lang, "error_title"))
+        runtime = get_runtime()
+        ahead = len(_queued(runtime, _user(request)))
+        try:
+            with ExitStack() as stack:
+                uploads = [Upload(Path(p).name, stack.enter_context(open(p, "rb"))) for p in audios]
+                files = [Upload(Path(p).name, stack.enter_context(open(p, "rb"))) for p in clips]
+                batch_id, created = runtime.service.submit(uploads, files, engine=engine or "auto",
+                                                           mode=mode.value, owner=_user(request) or "")
+        except HeyGemError as e:
+            raise gr.Error(html.escape(_message(e, lang)), title=t(lang, "error_title")) from e
+        note = t(lang, "queued_toast", ahead=ahead) if created else t(lang, "duplicate_toast")
+        gr.Info(note, title=t(lang, "info_title"))
+        mine = [*views.get(f"mine:{tab}", []), batch_id][-QUEUE_SCAN:]
+        return {**views, tab: batch_id, f"mine:{tab}": mine}
 
-    return follow
+    return submit
+
+
+def _checker(get_runtime: RuntimeGetter, mode: BatchMode) -> Callable:
+    """The check before queueing of the files picked so far, as the table beside them."""
+    def check(audio, videos, engine: str, request: gr.Request) -> str:
+        clips, audios, lang = _as_list(videos), _as_list(audio), _lang(request)
+        if not clips and not audios:
+            return ""
+        inputs = [[InputFile(Path(p).name, Path(p)) for p in paths] for paths in (clips, audios)]
+        try:
+            report = get_runtime().preflight.check(*inputs, engine=engine or "auto", mode=mode.value)
+        except HeyGemError as e:
+            return f'<div class="hg-line hg-failed">{html.escape(t(lang, "check_failed", s=_message(e, lang)))}</div>'
+        return preflight_html(report.as_dict(), lang)
+
+    return check
+
+
+def _message(error: HeyGemError, lang: str) -> str:
+    return error.message_zh if lang == "zh" else error.message_en
+
+
+def _as_list(value) -> list[str]:
+    if not value:
+        return []
+    return [str(v) for v in (value if isinstance(value, list) else [value])]
 
 
 def _action(get_runtime: RuntimeGetter, name: str) -> Callable:
-    def act(batch_id: str | None, request: gr.Request) -> None:
+    """Cancel or retry the batch on the tab's panel, and say what happened."""
+    def act(views: dict, tab: str, request: gr.Request) -> None:
+        batch_id, lang = views.get(tab), _lang(request)
         if not batch_id:
             return
         try:
-            getattr(get_runtime().service, name)(batch_id, _user(request))
+            done = getattr(get_runtime().service, name)(batch_id, _user(request))
         except HeyGemError as e:
-            raise gr.Error(html.escape(e.message)) from e
+            raise gr.Error(html.escape(_message(e, lang)), title=t(lang, "error_title")) from e
+        if name == "retry":
+            note = t(lang, "retried_toast", n=done) if done else t(lang, "nothing_to_retry")
+        else:
+            note = t(lang, "cancelled_toast")
+        gr.Info(note, title=t(lang, "info_title"))
 
     return act
 
 
+# --- history -------------------------------------------------------------------------------
+
+def _wire_history(get_runtime: RuntimeGetter, parts: dict, views: gr.State, tab: gr.State, refresh: Callable,
+                  tick_inputs: list, panels: list, demo: gr.Blocks) -> None:
+    """The history table loads with the page and on opening the tab, filters as one types, and
+    a clicked row opens that batch on the panel below."""
+    lister = _history(get_runtime)
+    inputs = [parts["search"], parts["status"]]
+    outputs = [parts["table"], parts["ids"], parts["status"]]
+    demo.load(lister, inputs, outputs, show_progress=HIDDEN)
+    parts["tab"].select(lister, inputs, outputs, show_progress=HIDDEN)
+    parts["search"].change(lister, inputs, outputs, show_progress=HIDDEN)
+    parts["status"].change(lister, inputs, outputs, show_progress=HIDDEN)
+    parts["table"].select(_open_row, [parts["ids"], views], [views, tab], show_progress=HIDDEN).then(
+        refresh, tick_inputs, panels, show_progress=HIDDEN)
+
+
+def _open_row(ids: list[str], views: dict, evt: gr.SelectData) -> list:
+    row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+    batch_id = ids[row] if isinstance(row, int) and 0 <= row < len(ids) else None
+    return [{**views, "history": batch_id or views.get("history", "")}, "history"]
+
+
 def _history(get_runtime: RuntimeGetter) -> Callable:
-    def history(lang: str, request: gr.Request) -> list:
-        batches = get_runtime().service.history(_user(request), limit=50)
-        rows = []
-        choices = []
-        for b in batches:
+    def history(search: str, status: str, request: gr.Request) -> list:
+        import pandas as pd
+
+        lang = _lang(request)
+        wanted = (search or "").strip().lower()
+        rows, ids = [], []
+        for b in get_runtime().service.history(_user(request), limit=HISTORY_LIMIT):
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(b.created_at))
-            done = sum(i.status.value == "done" for i in b.items)
             names = ", ".join(i.name for i in b.items[:3]) + ("…" if len(b.items) > 3 else "")
-            rows.append(f"<tr><td>{when}</td><td>{status_word(lang, b.status.value)}</td>"
-                        f"<td>{done}/{len(b.items)}</td><td>{html.escape(names)}</td>"
-                        f"<td><code>{b.batch_id[:8]}</code></td></tr>")
-            choices.append((f"{when} · {names}", b.batch_id))
-        head = f"<tr><th>{t(lang, 'created')}</th><th>{t(lang, 'status')}</th><th>{t(lang, 'items')}</th>" \
-               f"<th>{t(lang, 'file')}</th><th>id</th></tr>"
-        return [f'<table class="hg-table">{head}{"".join(rows)}</table>',
-                gr.update(choices=choices, value=choices[0][1] if choices else None)]
+            if status and b.status.value != status:
+                continue
+            if wanted and wanted not in when and not any(wanted in i.name.lower() for i in b.items):
+                continue
+            done = sum(i.status is ItemStatus.DONE for i in b.items)
+            rows.append([when, status_word(lang, b.status.value), f"{done}/{len(b.items)}", names])
+            ids.append(b.batch_id)
+        columns = [t(lang, k) for k in ("created", "status", "items", "file")]
+        choices = [(t(lang, "all"), ""), *[(status_word(lang, s), s) for s in HISTORY_STATUSES]]
+        return [pd.DataFrame(rows, columns=columns), ids, gr.update(choices=choices)]
 
     return history

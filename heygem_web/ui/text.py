@@ -1,16 +1,22 @@
-"""The studio's words in Chinese (default) and English."""
+"""The studio's words in Chinese and English, and which of the two a browser gets.
+
+The language follows the browser, as Gradio's own strings do: the static labels go to the page as
+`gr.I18n` translations (the browser's locale picks), the panels rendered here read the request's
+Accept-Language. A Chinese browser gets an all-Chinese page, any other an all-English one."""
 
 from __future__ import annotations
 
-from heygem_core.jobs import rules
+from heygem_core.errors import MESSAGES, ErrorCode
 
-LANGS = {"中文": "zh", "English": "en"}
-DEFAULT_LANG = "中文"
+LANGUAGES = ("zh", "en")
+DEFAULT_LANG = "en"  # what a browser that asks for neither gets (Gradio's own fallback too)
+I18N_LOCALES = {"zh": ("zh", "zh-CN", "zh-TW", "zh-HK"), "en": ("en", "en-US", "en-GB")}
+
 TEXT: dict[str, dict[str, str]] = {
-    "title": {"zh": "HeyGem 批量口型同步", "en": "HeyGem batch lip-sync"},
+    "title": {"zh": "## HeyGem 批量口型同步", "en": "## HeyGem batch lip-sync"},
     "tab_batch": {"zh": "批量生成", "en": "Batch"},
     "tab_single": {"zh": "单个视频", "en": "Single"},
-    "tab_localise": {"zh": "多语言版本", "en": "Localise"},
+    "tab_localise": {"zh": "多语言版本", "en": "Languages"},
     "tab_history": {"zh": "历史记录", "en": "History"},
     "audio": {"zh": "音频(一段讲稿)", "en": "Audio (one speech track)"},
     "audios": {"zh": "多个音频(每个生成一个版本)", "en": "Audios (one version each)"},
@@ -18,68 +24,163 @@ TEXT: dict[str, dict[str, str]] = {
     "video": {"zh": "视频或照片", "en": "Video or photo"},
     "preview": {"zh": "预览", "en": "Preview"},
     "engine": {"zh": "口型引擎", "en": "Lip-sync engine"},
+    "examples": {"zh": "示例:点一下即可填入", "en": "Examples: one click fills the inputs"},
     "start": {"zh": "开始批量生成", "en": "Start batch"},
     "start_single": {"zh": "开始生成", "en": "Start"},
     "cancel": {"zh": "取消", "en": "Cancel"},
-    "retry": {"zh": "重试失败的文件", "en": "Retry failed files"},
-    "refresh": {"zh": "刷新", "en": "Refresh"},
-    "open": {"zh": "打开", "en": "Open"},
-    "pick_batch": {"zh": "选择批次", "en": "Pick a batch"},
+    "retry": {"zh": "重试失败和取消的文件", "en": "Retry failed and cancelled files"},
+    "search": {"zh": "搜索文件名或日期", "en": "Search file name or date"},
+    "filter": {"zh": "按状态筛选", "en": "Filter by status"},
+    "all": {"zh": "全部", "en": "All"},
     "system": {"zh": "系统状态", "en": "System"},
     "log": {"zh": "运行实时日志", "en": "Live log"},
-    "results": {"zh": "生成结果", "en": "Results"},
     "download": {"zh": "下载", "en": "Download"},
-    "zip": {"zh": "打包下载", "en": "Download all (ZIP)"},
-    "manifest": {"zh": "结果清单 (CSV)", "en": "Manifest (CSV)"},
-    "idle": {"zh": "还没有任务:上传音频和视频,然后点击“开始批量生成”。",
-             "en": "No batch yet: upload an audio and videos, then press Start."},
+    "zip": {"zh": "打包下载", "en": "Download all"},
+    "manifest": {"zh": "结果清单表格", "en": "Manifest table"},
+    "manifest_json": {"zh": "结果清单数据", "en": "Manifest data"},
+    "idle": {"zh": "还没有任务:上传音频和视频(或点一个示例),然后点击“开始批量生成”。",
+             "en": "No batch yet: upload an audio and videos (or pick an example), then press Start."},
+    "idle_single": {"zh": "还没有任务:上传一个音频和一个视频,然后点击“开始生成”。",
+                    "en": "Nothing made yet: upload an audio and a video, then press Start."},
+    "idle_localise": {"zh": "还没有任务:上传一个视频和多个音频,然后点击“开始批量生成”。",
+                      "en": "Nothing made yet: upload a video and several audios, then press Start batch."},
+    "idle_history": {"zh": "点击上面表格中的一行,查看那一批。", "en": "Click a row above to see that batch."},
     "current": {"zh": "当前视频", "en": "Now making"},
-    "frames": {"zh": "第 {done} 帧 / 共 {total} 帧", "en": "frame {done} / {total}"},
+    "current_audio": {"zh": "当前音频", "en": "Now voicing"},
+    "frames": {"zh": "第 {done} 帧 / 共 {total} 帧", "en": "frame {done} of {total}"},
     "eta": {"zh": "剩余时间", "en": "Time left"},
+    "estimating": {"zh": "正在估算…", "en": "estimating…"},
+    "count": {"zh": "已处理 {done}/{total}", "en": "{done} of {total} processed"},
+    "rejected": {"zh": "{n} 个文件无法处理,未排队", "en": "{n} file(s) could not be used and were not queued"},
     "file": {"zh": "文件", "en": "File"},
     "status": {"zh": "状态", "en": "Status"},
     "frame_col": {"zh": "帧", "en": "Frames"},
     "duration": {"zh": "耗时", "en": "Took"},
     "reason": {"zh": "原因", "en": "Reason"},
+    "detail": {"zh": "详情", "en": "Details"},
+    "seconds": {"zh": "{s} 秒", "en": "{s} s"},
     "need_inputs": {"zh": "请先上传音频和至少一个视频", "en": "Upload an audio and at least one video first"},
-    "ended": {"zh": "批量任务结束:{ok} 个成功,{bad} 个失败", "en": "Batch ended: {ok} done, {bad} failed"},
-    "disconnected": {"zh": "连接中断,正在重试…", "en": "Connection lost, retrying…"},
+    "ended": {"zh": "批量任务结束:{ok} 个成功,{bad} 个失败,{cancelled} 个已取消",
+              "en": "Batch ended: {ok} done, {bad} failed, {cancelled} cancelled"},
+    "ended_single": {"zh": "生成结束", "en": "Finished"},
+    "queued_toast": {"zh": "已加入队列,前面还有 {ahead} 批", "en": "Added to the queue, {ahead} batch(es) ahead"},
+    "duplicate_toast": {"zh": "同样的文件已经在队列中", "en": "The same files are already in the queue"},
+    "retried_toast": {"zh": "已重新排队 {n} 个文件", "en": "{n} file(s) queued again"},
+    "nothing_to_retry": {"zh": "没有失败或取消的文件", "en": "No failed or cancelled files"},
+    "cancelled_toast": {"zh": "已取消", "en": "Cancelled"},
+    "error_title": {"zh": "出错了", "en": "Error"},
+    "info_title": {"zh": "提示", "en": "Note"},
+    "toast_error": {"zh": "出错了", "en": "Error"},
+    "toast_warning": {"zh": "注意", "en": "Warning"},
+    "toast_info": {"zh": "提示", "en": "Note"},
+    "toast_success": {"zh": "成功", "en": "Done"},
+    "queue": {"zh": "队列", "en": "Queue"},
+    "queue_running": {"zh": "正在生成", "en": "Running"},
+    "queue_waiting": {"zh": "等待中", "en": "Waiting"},
+    "queue_empty": {"zh": "队列为空", "en": "The queue is empty"},
+    "files_n": {"zh": "{n} 个文件", "en": "{n} file(s)"},
     "available": {"zh": "可用", "en": "available"},
-    "unavailable": {"zh": "不可用", "en": "unavailable"},
-    "cpu": {"zh": "CPU", "en": "CPU"},
+    "unavailable": {"zh": "不可用", "en": "not available here"},
+    "engine_auto": {"zh": "自动(最好的可用引擎)", "en": "Automatic (the best available)"},
+    "engine_wav2lip": {"zh": "Wav2Lip 模型", "en": "Wav2Lip model"},
+    "engine_builtin": {"zh": "内置口型(无需模型)", "en": "Built-in (no model needed)"},
+    "engine_test": {"zh": "测试引擎", "en": "Test engine"},
+    "cpu": {"zh": "处理器", "en": "Processor"},
     "memory": {"zh": "内存", "en": "Memory"},
-    "gpu": {"zh": "GPU", "en": "GPU"},
-    "no_gpu": {"zh": "没有检测到 GPU", "en": "no GPU detected"},
+    "gpu": {"zh": "显卡", "en": "Graphics card"},
+    "no_gpu": {"zh": "没有检测到显卡", "en": "none detected"},
     "created": {"zh": "创建时间", "en": "Created"},
+    "items": {"zh": "完成数", "en": "Done"},
     "check": {"zh": "检查", "en": "Check"},
-    "check_ok": {"zh": "可以生成", "en": "ok"},
-    "check_fail": {"zh": "将会失败", "en": "will fail"},
+    "check_ok": {"zh": "可以生成", "en": "OK"},
+    "check_fail": {"zh": "将会失败", "en": "Will fail"},
     "length": {"zh": "时长", "en": "Length"},
-    "fps": {"zh": "帧率", "en": "fps"},
+    "fps": {"zh": "帧率", "en": "Frame rate"},
     "faces": {"zh": "人脸", "en": "Faces"},
     "estimate": {"zh": "预计耗时", "en": "Est. time"},
-    "check_total": {"zh": "预计总耗时 {time}({ok}/{n} 个文件可以生成)",
-                    "en": "Estimated total {time} ({ok} of {n} files ok)"},
-    "check_failed": {"zh": "无法检查文件:{error}", "en": "The files could not be checked: {error}"},
-    "items": {"zh": "文件数", "en": "Files"},
+    "check_total": {"zh": "预计总耗时 {total}({ok}/{n} 个文件可以生成)",
+                    "en": "Estimated total {total} ({ok} of {n} files OK)"},
+    "check_failed": {"zh": "无法检查文件:{s}", "en": "The files could not be checked: {s}"},
+    "check_no_faces": {"zh": "未能检查人脸", "en": "Faces not checked"},
+    "check_face_share": {"zh": "只有 {n}% 的抽样帧有人脸,其余帧保持原样",
+                         "en": "A face on {n}% of the sampled frames; the others are left as they are"},
+    "check_many_faces": {"zh": "一帧中有 {n} 张人脸,将对口型最大的一张",
+                         "en": "{n} faces in one frame: the largest is lip-synced"},
+    "offline": {"zh": "连接中断,正在重试…", "en": "Connection lost, retrying…"},
+    "offline_redis": {"zh": "数据库连接中断,正在重试…", "en": "The job store is unreachable, retrying…"},
+}
+
+# Every status of a batch or an item (and "idle") as the page shows it.
+STATUS_TEXT: dict[str, dict[str, str]] = {
+    "idle": {"zh": "空闲", "en": "Idle"},
+    "queued": {"zh": "排队中", "en": "Queued"},
+    "pending": {"zh": "排队中", "en": "Waiting"},
+    "processing": {"zh": "处理中", "en": "Running"},
+    "completed": {"zh": "已完成", "en": "Done"},
+    "done": {"zh": "已完成", "en": "Done"},
+    "completed_with_errors": {"zh": "部分失败", "en": "Done, some failed"},
+    "failed": {"zh": "失败", "en": "Failed"},
+    "cancelled": {"zh": "已取消", "en": "Cancelled"},
 }
 
 
+def lang_of(accept_language: str | None) -> str:
+    """"zh" when the browser's first choice is Chinese, else "en" (as Gradio's own strings fall
+    back to English for a locale it has no words for)."""
+    first = (accept_language or "").split(",")[0].strip().lower()
+    return "zh" if first.startswith("zh") else DEFAULT_LANG
+
+
 def t(lang: str, key: str, **fields: object) -> str:
-    """The text `key` in the language picked on the page."""
-    text = TEXT[key][LANGS.get(lang, "zh")]
+    """The text `key` in `lang` ("zh" or "en")."""
+    text = TEXT[key][lang if lang in LANGUAGES else DEFAULT_LANG]
     return text.format(**fields) if fields else text
 
 
+def labelled(lang: str, key: str, value: str) -> str:
+    """`key`'s text, a colon as the language writes it ("状态:" / "Status: "), and `value`."""
+    return f"{t(lang, key)}{':' if lang == 'zh' else ': '}{value}"
+
+
 def status_word(lang: str, status: str) -> str:
-    """A batch's or an item's status in the language picked on the page."""
-    return rules.status_word(status, LANGS.get(lang, "zh"))
+    """A batch's or an item's status in `lang`; an unknown status as it is."""
+    return STATUS_TEXT.get(status, {}).get(lang, status)
+
+
+def engine_label(lang: str, name: str) -> str:
+    """An engine's name as the page shows it; an unregistered one by its own name."""
+    key = f"engine_{name}"
+    return t(lang, key) if key in TEXT else name
+
+
+def reason_text(lang: str, code: str | None, error: str | None) -> tuple[str, str]:
+    """A failed item's reason as (a short sentence in `lang`, the detail behind it: the file
+    name, what a tool said). Unknown codes give the stored message as the detail."""
+    try:
+        zh, en = MESSAGES[ErrorCode(code)]
+    except ValueError:
+        return (error or "", "")
+    sentence = zh if lang == "zh" else en
+    message = error or ""
+    marker = f" / {en}: "  # stored as "zh:detail / en: detail"; the detail is the same in both
+    detail = message[message.rfind(marker) + len(marker):] if marker in message else ""
+    return sentence, detail
 
 
 def eta_text(lang: str, seconds: int | None) -> str:
     if seconds is None:
-        return "—"
+        return t(lang, "estimating")
     minutes, secs = divmod(int(seconds), 60)
-    if LANGS.get(lang, "zh") == "zh":
+    if lang == "zh":
         return f"约 {minutes} 分 {secs} 秒" if minutes else f"约 {secs} 秒"
     return f"about {minutes} min {secs} s" if minutes else f"about {secs} s"
+
+
+def i18n_translations() -> dict[str, dict[str, str]]:
+    """The static labels as `gr.I18n` takes them: locale -> key -> text."""
+    table: dict[str, dict[str, str]] = {}
+    for lang, locales in I18N_LOCALES.items():
+        words = {key: text[lang] for key, text in TEXT.items()}
+        for locale in locales:
+            table[locale] = words
+    return table

@@ -110,6 +110,18 @@ def test_retry_queues_the_failed_items_of_a_finished_batch(service: BatchService
     assert batch.finished_at is None and service.queue.pending_count() == 1
 
 
+def test_retry_resumes_a_cancelled_batch(service: BatchService, presenter_clip: Path, tone: Path) -> None:
+    batch_id = submit(service, tone, presenter_clip, presenter_clip)
+    service.queue.flush()
+    service.cancel(batch_id)
+    assert service.get(batch_id).status is BatchStatus.CANCELLED
+    assert service.retry(batch_id) == 2
+    batch = service.get(batch_id)
+    assert [i.status for i in batch.items] == [ItemStatus.PENDING] * 2
+    assert batch.status is BatchStatus.QUEUED and not batch.cancel_requested
+    assert service.queue.pending_count() == 2
+
+
 def test_recover_requeues_interrupted_items_and_leaves_live_workers_theirs(
         service: BatchService, store: SqliteStore, settings: Settings, presenter_clip: Path,
         tone: Path) -> None:

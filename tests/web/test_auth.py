@@ -98,7 +98,8 @@ def test_the_live_log_fold_shows_each_user_only_their_batches(server, alice_batc
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
         logs = {}
         for user in (ALICE, BOB):
-            context = browser.new_context(http_credentials={"username": user[0], "password": user[1]})
+            context = browser.new_context(http_credentials={"username": user[0], "password": user[1]},
+                                          locale="zh-CN")
             page = context.new_page()
             page.goto(server.url + "/")
             page.wait_for_selector("#hg-status", timeout=30_000)

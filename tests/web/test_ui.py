@@ -1,9 +1,41 @@
-"""The Blocks app without a browser: what build_ui sets up besides the components."""
+"""The Blocks app and its panels without a browser: what build_ui sets up, and the HTML each panel
+draws from a snapshot."""
 
 from __future__ import annotations
 
+import re
+
+import pytest
+
 from heygem_core.config import get_settings
+from heygem_core.errors import ErrorCode, HeyGemError
+from heygem_web.ui import panels
 from heygem_web.ui import studio as ui
+from heygem_web.ui.text import TEXT, i18n_translations, lang_of, reason_text, status_word
+
+BATCH = "a" * 32
+
+
+def item(name: str, status: str, **fields) -> dict:
+    return {"name": name, "status": status, "frames_done": fields.pop("frames_done", 0), "frames_total": 100,
+            "duration_s": fields.pop("duration_s", None), "error_code": None, "error": None,
+            "output_url": None, **fields}
+
+
+def snap(status: str, items: list[dict], **fields) -> dict:
+    finished = sum(i["status"] in ("done", "failed", "cancelled") for i in items)
+    return {"batch_id": BATCH, "status": status, "progress_rate": fields.pop("rate", 0.0), "items": items,
+            "processed_count": finished, "total_count": len(items),
+            "succeeded_count": sum(i["status"] == "done" for i in items),
+            "failed_count": sum(i["status"] == "failed" for i in items),
+            "cancelled_count": sum(i["status"] == "cancelled" for i in items),
+            "current_video": None, "current_frame": 0, "current_total_frames": 0, "eta_seconds": None,
+            "mode": "one_audio", **fields}
+
+
+def rejected(name: str) -> dict:
+    error = HeyGemError(ErrorCode.VIDEO_UNREADABLE, f"{name}: moov atom not found")
+    return item(name, "failed", error_code=error.code.value, error=error.message)
 
 
 def test_idle_gradio_queue_polls_every_50_ms_not_every_1_ms() -> None:
@@ -12,28 +44,118 @@ def test_idle_gradio_queue_polls_every_50_ms_not_every_1_ms() -> None:
     assert demo._queue.progress_update_sleep_when_free >= ui.QUEUE_POLL_S
 
 
-def test_a_finished_batch_links_its_zip_and_its_manifest() -> None:
-    from heygem_web.ui.panels import results_html
-
-    snap = {"batch_id": "a" * 32, "status": "completed",
-            "items": [{"status": "done", "output_url": "/x.mp4", "name": "王老师.mp4"}]}
-    page = results_html(snap, "zh")
-    assert f'href="api/batches/{"a" * 32}/manifest.csv"' in page and "结果清单" in page
-    assert "manifest" not in results_html({**snap, "status": "processing"}, "en")
+def test_no_event_shows_gradios_own_progress() -> None:
+    demo = ui.build_ui(lambda: None, get_settings())
+    shown = [fn for fn in demo.fns.values() if fn.show_progress != "hidden"]
+    assert shown == []
 
 
-def test_the_check_before_queueing_marks_the_file_that_will_fail() -> None:
-    from heygem_web.ui.panels import preflight_html
+def test_a_file_refused_at_upload_is_not_counted_as_processed() -> None:
+    page = panels.progress_html(snap("processing", [rejected("broken.mp4"), item("a.mp4", "processing"),
+                                                    item("b.mp4", "pending")]), "zh")
+    assert 'data-done="0" data-total="2"' in page and "已处理 0/2" in page
+    assert 'id="hg-rejected"' in page and "1 个文件无法处理" in page
+    waiting = panels.progress_html(snap("processing", [rejected("broken.mp4"), item("a.mp4", "pending")]), "en")
+    assert 'data-status="queued"' in waiting  # the store says processing: a file has ended
 
+
+def test_an_all_failed_batch_has_a_red_bar_and_a_cancelled_one_a_grey_one() -> None:
+    failed = panels.progress_html(snap("failed", [rejected("x.mp4")], rate=1.0), "en")
+    assert 'class="hg-bad"' in failed and "hg-ok" not in failed
+    cancelled = panels.progress_html(snap("cancelled", [item("a.mp4", "done", duration_s=2.0),
+                                                        item("b.mp4", "cancelled"), item("c.mp4", "cancelled")],
+                                          rate=1.0), "zh")
+    assert 'class="hg-off"' in cancelled and "1 个成功,0 个失败,2 个已取消" in cancelled
+
+
+def test_the_time_left_waits_for_a_measured_throughput() -> None:
+    running = [item("a.mp4", "processing", frames_done=10), item("b.mp4", "pending")]
+    early = snap("processing", running, current_video="a.mp4", current_frame=10, current_total_frames=100,
+                 eta_seconds=780)
+    assert "正在估算" in panels.progress_html(early, "zh") and "780" not in panels.progress_html(early, "zh")
+    later = {**early, "current_frame": 60, "eta_seconds": 65}
+    assert "约 1 分 5 秒" in panels.progress_html(later, "zh")
+
+
+def test_a_failure_reason_is_a_short_sentence_in_one_language_with_the_detail_folded() -> None:
+    table = panels.items_html(snap("completed_with_errors", [rejected("broken.mp4")]), "en")
+    reason = re.search(r'<td class="hg-failed hg-reason">(.*?)</td>', table).group(1)
+    assert reason.startswith("The video file cannot be read<details>")
+    assert "moov atom not found" in reason and not re.search(r"[\u4e00-\u9fff]", reason)
+    zh = panels.items_html(snap("completed_with_errors", [rejected("broken.mp4")]), "zh")
+    assert "无法读取视频文件<details><summary>详情</summary>" in zh and "cannot be read" not in zh
+    assert reason_text("zh", "no_face", None) == ("视频中没有检测到人脸", "")
+
+
+def test_english_status_words_are_words_not_identifiers() -> None:
+    assert status_word("en", "completed_with_errors") == "Done, some failed"
+    assert all("_" not in status_word("en", s) for s in ("queued", "processing", "completed_with_errors"))
+
+
+def test_the_language_follows_the_browser() -> None:
+    assert lang_of("zh-CN,zh;q=0.9,en;q=0.8") == "zh"
+    assert lang_of("en-US,en;q=0.9,zh-CN;q=0.8") == "en"
+    assert lang_of(None) == "en" and lang_of("fr-FR") == "en"
+    table = i18n_translations()
+    assert table["zh-CN"]["tab_batch"] == "批量生成" and table["en"]["tab_batch"] == "Batch"
+    assert set(table["zh-CN"]) == set(TEXT)
+
+
+def test_every_english_text_is_free_of_chinese_and_every_chinese_text_of_english_words() -> None:
+    neutral = {"HeyGem", "Wav2Lip"}
+    for key, words in TEXT.items():
+        assert not re.search(r"[\u4e00-\u9fff]", words["en"]), key
+        english = set(re.findall(r"[A-Za-z][A-Za-z0-9]+", words["zh"])) - neutral
+        assert english <= {"done", "total", "ok", "bad", "cancelled", "ahead", "n", "s"}, (key, english)
+
+
+def test_a_finished_batch_offers_its_zip_and_manifests_as_buttons_and_a_single_video_does_not() -> None:
+    done = snap("completed", [item("王老师.mp4", "done", output_url="/x.mp4")])
+    page = panels.results_html(done, "zh", "batch")
+    assert f'href="api/batches/{BATCH}/manifest.csv"' in page and "结果清单" in page
+    assert f'href="api/batches/{BATCH}/manifest.json"' in page and 'class="hg-btn hg-primary"' in page
+    assert 'src="x.mp4#t=0.1"' in page  # the first frame as the poster
+    assert "hg-zip" not in panels.results_html(done, "zh", "single")
+    assert "manifest" not in panels.results_html({**done, "status": "processing"}, "en")
+    single = panels.progress_html(done, "zh", "single")
+    assert "生成结束" in single and "批量任务结束" not in single
+
+
+def test_in_the_localise_tab_the_current_file_is_an_audio() -> None:
+    running = snap("processing", [item("fr.wav", "processing")], mode="one_video", current_video="fr.wav",
+                   current_total_frames=100)
+    assert "当前音频" in panels.progress_html(running, "zh", "localise")
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_the_queue_lists_what_runs_then_what_waits(lang: str) -> None:
+    entries = [panels.QueueEntry("1" * 32, "processing", ["a.mp4", "b.mp4"], 1, 2),
+               panels.QueueEntry("2" * 32, "queued", ["<c>.mp4"], 0, 1)]
+    page = panels.queue_html(entries, lang, shown="2" * 32)
+    assert page.index("1" * 32) < page.index("2" * 32)
+    assert 'data-status="processing"' in page and "&lt;c&gt;.mp4" in page
+    assert 'class="hg-queue-row hg-shown" data-batch="' + "2" * 32 in page
+    assert panels.queue_html([], lang) == ""
+
+
+def test_the_check_before_queueing_marks_the_file_that_will_fail_in_one_language() -> None:
+    error = HeyGemError(ErrorCode.NO_FACE, "empty.mp4: none on 8 sampled frames")
     report = {"estimated_seconds": 75.0, "files": [
-        {"name": "王老师.mp4", "ok": True, "duration_s": 4.0, "fps": 25.0, "face_found": True, "faces": 1,
-         "face_share": 0.875, "estimated_seconds": 75.0, "error": None, "warnings": []},
-        {"name": "<b>empty</b>.mp4", "ok": False, "duration_s": 3.0, "fps": 25.0, "face_found": False, "faces": 0,
-         "face_share": 0.0, "estimated_seconds": None, "error": "视频中没有检测到人脸 / No face was found",
+        {"name": "王老师.mp4", "kind": "video", "ok": True, "duration_s": 4.0, "fps": 25.0, "face_found": True,
+         "faces": 2, "face_share": 0.875, "estimated_seconds": 75.0, "error_code": None, "error": None,
+         "warnings": ["2 faces on one frame: the largest is lip-synced"]},
+        {"name": "<b>empty</b>.mp4", "kind": "video", "ok": False, "duration_s": 3.0, "fps": 25.0,
+         "face_found": False, "faces": 0, "face_share": 0.0, "estimated_seconds": None,
+         "error_code": error.code.value, "error": error.message, "warnings": []},
+        {"name": "lecture.wav", "kind": "audio", "ok": True, "duration_s": 8.0, "fps": None, "face_found": None,
+         "faces": None, "face_share": None, "estimated_seconds": None, "error_code": None, "error": None,
          "warnings": []}]}
-    zh, en = preflight_html(report, "中文"), preflight_html(report, "English")
-    assert zh.count('data-ok="true"') == 1 and zh.count('data-ok="false"') == 1
-    assert "将会失败" in zh and "will fail" in en and "1 · 88%" in en
-    assert "about 1 min 15 s" in en and "(1 of 2 files ok)" in en
+    zh, en = panels.preflight_html(report, "zh"), panels.preflight_html(report, "en")
+    assert zh.count('data-ok="true"') == 2 and zh.count('data-ok="false"') == 1
+    assert "将会失败" in zh and "Will fail" in en and "2 · 88%" in en
+    assert "视频中没有检测到人脸" in zh and "No face was found" not in zh
+    assert "No face was found" in en and "视频中" not in en
+    assert "88% 的抽样帧" in zh and "2 张人脸" in zh and "lip-synced" not in zh
+    assert "(2 of 3 files OK)" in en
     assert "<b>empty</b>" not in en and "&lt;b&gt;empty&lt;/b&gt;" in en
-    assert preflight_html({"files": []}, "English") == ""
+    assert panels.preflight_html({"files": []}, "en") == ""
