@@ -171,11 +171,12 @@ class QueueEntry:
     total: int
 
 
-def queue_html(entries: Sequence[QueueEntry], lang: str, shown: str | None = None) -> str:
-    """What runs and what waits, in order; the batch on the panel is marked. One row per batch,
-    so that per-batch buttons (pause, move to front) can be added to each row."""
+def queue_html(entries: Sequence[QueueEntry], lang: str, shown: str | None = None, paused: bool = False) -> str:
+    """What runs and what waits, in order; the batch on the panel is marked; whether the line is
+    paused."""
+    note = f'<div class="hg-line hg-paused" id="hg-queue-paused">{t(lang, "queue_paused")}</div>' if paused else ""
     if not entries:
-        return ""
+        return note
     rows = []
     for position, entry in enumerate(entries, 1):
         names = ", ".join(entry.names[:3]) + ("…" if len(entry.names) > 3 else "")
@@ -184,7 +185,7 @@ def queue_html(entries: Sequence[QueueEntry], lang: str, shown: str | None = Non
         rows.append(f'<li class="hg-queue-row{mark}" data-batch="{entry.batch_id}" data-status="{entry.status}">'
                     f'<b>{position}.</b> {word} · {entry.done}/{entry.total} · '
                     f'<span class="hg-name">{html.escape(names)}</span></li>')
-    return f'<div class="hg-queue"><b>{t(lang, "queue")}</b><ol id="hg-queue-list">{"".join(rows)}</ol></div>'
+    return f'<div class="hg-queue"><b>{t(lang, "queue")}</b>{note}<ol id="hg-queue-list">{"".join(rows)}</ol></div>'
 
 
 def engines_html(statuses: Sequence, lang: str) -> str:

@@ -89,6 +89,7 @@ def build_ui(get_runtime: RuntimeGetter, settings: Settings) -> gr.Blocks:
             tabs = {"batch": _batch_tab(late), "single": _single_tab(late), "localise": _localise_tab(),
                     "history": _history_tab()}
         queue = gr.HTML(elem_id="hg-queue")
+        line = _line_controls()
         panel = gr.HTML(elem_id="hg-panel")
         with gr.Row():
             cancel = gr.Button(_("cancel"), variant="secondary", interactive=False, elem_id="hg-cancel")
@@ -102,7 +103,8 @@ def build_ui(get_runtime: RuntimeGetter, settings: Settings) -> gr.Blocks:
         timer = gr.Timer(TICK_S)
 
         refresh = _refresher(get_runtime)
-        panels = [views, panel, table, results, shown_results, system, log, cancel, retry, queue]
+        panels = [views, panel, table, results, shown_results, system, log, cancel, retry, queue,
+                  line["pause"], line["resume"], line["pick"], line["front"]]
         tick_inputs = [views, tab, shown_results]
         timer.tick(refresh, tick_inputs, panels, show_progress=HIDDEN)
         demo.load(refresh, tick_inputs, panels, show_progress=HIDDEN)
@@ -130,6 +132,11 @@ def build_ui(get_runtime: RuntimeGetter, settings: Settings) -> gr.Blocks:
             gr.on([parts["audio"].change, parts["videos"].change, parts["engine"].change],
                   _checker(get_runtime, mode), [parts["audio"], parts["videos"], parts["engine"]], [parts["check"]],
                   show_progress=HIDDEN)
+        for name in ("pause", "resume"):
+            line[name].click(_line_action(get_runtime, name), None, [], show_progress=HIDDEN).then(
+                refresh, tick_inputs, panels, show_progress=HIDDEN)
+        line["front"].click(_front_action(get_runtime), [line["pick"]], [], show_progress=HIDDEN).then(
+            refresh, tick_inputs, panels, show_progress=HIDDEN)
         _wire_history(get_runtime, tabs["history"], views, tab, refresh, tick_inputs, panels, demo)
     _calm_queue(demo)
     return demo
@@ -224,6 +231,42 @@ def _localise_tab() -> dict[str, gr.components.Component]:
             "check": check}
 
 
+def _line_controls() -> dict[str, gr.components.Component]:
+    """Pause and resume the line (the running file finishes first), and move a waiting batch to
+    its front."""
+    with gr.Row(elem_id="hg-line-controls"):
+        pause = gr.Button(_("queue_pause"), size="sm", elem_id="hg-queue-pause")
+        resume = gr.Button(_("queue_resume"), size="sm", variant="primary", visible=False, elem_id="hg-queue-resume")
+        pick = gr.Dropdown([("", "")], value="", label=_("queue_pick"), interactive=False, scale=3,
+                           elem_id="hg-queue-pick")
+        front = gr.Button(_("queue_front"), size="sm", interactive=False, elem_id="hg-queue-front")
+    return {"pause": pause, "resume": resume, "pick": pick, "front": front}
+
+
+def _line_action(get_runtime: RuntimeGetter, name: str) -> Callable:
+    """Pause or resume the line, and say so."""
+    def act(request: gr.Request) -> None:
+        getattr(get_runtime().service, name)()
+        gr.Info(t(_lang(request), f"{name}_toast"), title=t(_lang(request), "info_title"))
+
+    return act
+
+
+def _front_action(get_runtime: RuntimeGetter) -> Callable:
+    """Move the picked waiting batch to the front of the line, and say so."""
+    def act(picked: str, request: gr.Request) -> None:
+        lang = _lang(request)
+        if not picked:
+            return
+        try:
+            get_runtime().service.move_to_front(picked, _user(request))
+        except HeyGemError as e:
+            raise gr.Error(html.escape(_message(e, lang)), title=t(lang, "error_title")) from e
+        gr.Info(t(lang, "move_to_front_toast"), title=t(lang, "info_title"))
+
+    return act
+
+
 def _history_tab() -> dict[str, gr.components.Component]:
     with gr.Tab(_("tab_history"), elem_id="hg-tab-history") as tab:
         with gr.Row():
@@ -264,12 +307,15 @@ def belongs(batch: Batch, tab: str) -> bool:
 
 
 def _queued(runtime: Runtime, user: str | None) -> list[Batch]:
-    """The unfinished batches in the order they run, oldest first (the queue is FIFO by item, and
-    a batch's items are queued together when it is made)."""
+    """The unfinished batches in the order they run: the running one, then the line's order (FIFO
+    unless a batch was moved to the front)."""
     if runtime.store.active_batch_id(user) is None:
         return []
     batches = [b for b in runtime.service.history(user, limit=QUEUE_SCAN) if not b.status.finished]
-    return sorted(batches, key=lambda b: b.created_at)
+    order = {batch_id: n for n, batch_id in enumerate(runtime.store.queue_order())}
+    batches.sort(key=lambda b: (order.get(b.batch_id, len(order)), b.created_at))
+    batches.sort(key=lambda b: not any(i.status is ItemStatus.PROCESSING for i in b.items))  # running first
+    return batches
 
 
 def _pick(runtime: Runtime, user: str | None, views: dict, tab: str, queued: list[Batch]) -> str | None:
@@ -329,9 +375,21 @@ def _refresher(get_runtime: RuntimeGetter) -> Callable:
                 system_html((snap.get("system") if snap else None) or system_metrics(), lang),
                 "\n".join(_log_lines(runtime, user)),
                 gr.update(interactive=running, variant="stop" if running else "secondary"),
-                gr.update(interactive=again), queue_html(_queue_entries(queued), lang, batch_id)]
+                gr.update(interactive=again), queue_html(_queue_entries(queued), lang, batch_id, runtime.store.paused()),
+                *_line_updates(runtime, queued, lang)]
 
     return refresh
+
+
+def _line_updates(runtime: Runtime, queued: list[Batch], lang: str) -> list:
+    """Pause or resume (whichever applies), and the waiting batches that can be moved to the front."""
+    paused = runtime.store.paused()
+    waiting = [b for b in queued[1:] if not any(i.status is ItemStatus.PROCESSING for i in b.items)]
+    choices = [(f"{n}. {', '.join(i.name for i in b.items[:3])}{'…' if len(b.items) > 3 else ''}", b.batch_id)
+               for n, b in enumerate(waiting, 2)]
+    return [gr.update(visible=not paused), gr.update(visible=paused),
+            gr.update(choices=choices or [(t(lang, "queue_none_waiting"), "")], interactive=bool(choices)),
+            gr.update(interactive=bool(choices))]
 
 
 def _log_lines(runtime: Runtime, user: str | None) -> list[str]:

@@ -166,6 +166,15 @@ def test_the_daily_path(browser, server, inputs, locale):
     page = open_page(browser, server, locale)
     assert foreign_words(page, locale, names) == []
     assert not page.is_enabled("#hg-cancel")  # nothing runs: cancel is off
+    # Pause the queue and resume it: the page says so, in its language.
+    page.click("#hg-queue-pause")
+    page.wait_for_selector("#hg-queue-paused", timeout=30_000)
+    page.wait_for_selector("#hg-queue-resume", state="visible", timeout=30_000)
+    assert httpx.get(f"{server.url}/api/queue", timeout=10).json()["paused"] is True
+    assert foreign_words(page, locale, names) == []
+    page.click("#hg-queue-resume")
+    page.wait_for_selector("#hg-queue-paused", state="detached", timeout=30_000)
+    assert httpx.get(f"{server.url}/api/queue", timeout=10).json()["paused"] is False
     blocker = queue_blocker(server, inputs, f"blocker_{locale}")
 
     # Try an example: it fills the speech and two presenters; start it.

@@ -159,3 +159,34 @@ def test_the_check_before_queueing_marks_the_file_that_will_fail_in_one_language
     assert "(2 of 3 files OK)" in en
     assert "<b>empty</b>" not in en and "&lt;b&gt;empty&lt;/b&gt;" in en
     assert panels.preflight_html({"files": []}, "en") == ""
+
+
+def test_the_queue_view_follows_the_line_and_offers_pause_and_move_to_front(tmp_path) -> None:
+    """Three batches: the running one first, then the line's order; a batch moved to the front is
+    listed next; pausing swaps the pause button for resume and says so above the list."""
+    from types import SimpleNamespace
+
+    from heygem_core.jobs.models import ItemStatus
+    from heygem_core.jobs.sqlite_store import SqliteStore
+    from tests.jobs.batches import make_batch
+
+    store = SqliteStore(tmp_path / "jobs.db")
+    ids = [c * 32 for c in "abc"]
+    for n, batch_id in enumerate(ids):
+        store.create_batch(make_batch(batch_id, 2, created_at=1000.0 + n))
+    store.update_item(ids[0], 0, status=ItemStatus.PROCESSING)
+    runtime = SimpleNamespace(store=store, service=SimpleNamespace(
+        history=lambda user, limit=50: store.list_batches(limit=limit, owner=user)))
+    assert [b.batch_id for b in ui._queued(runtime, None)] == ids
+    store.move_to_front(ids[2])
+    queued = ui._queued(runtime, None)
+    assert [b.batch_id for b in queued] == [ids[0], ids[2], ids[1]]  # the running one stays first
+    pause, resume, pick, front = ui._line_updates(runtime, queued, "en")
+    assert pause["visible"] and not resume["visible"] and front["interactive"]
+    assert [value for _, value in pick["choices"]] == [ids[2], ids[1]]
+    store.set_paused(True)
+    pause, resume, _, _ = ui._line_updates(runtime, queued, "zh")
+    assert resume["visible"] and not pause["visible"]
+    page = panels.queue_html(ui._queue_entries(queued), "zh", ids[0], paused=True)
+    assert "队列已暂停" in page and page.index(ids[2]) < page.index(ids[1])
+    store.close()
