@@ -9,13 +9,16 @@ here through the request's Accept-Language (`text.lang_of`)."""
 from __future__ import annotations
 
 import html
+import json
 import logging
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
+import cv2
 import gradio as gr
+import numpy as np
 
 from heygem_core.config import Settings
 from heygem_core.engines import ENGINE_CHOICES, engine_statuses
@@ -23,6 +26,8 @@ from heygem_core.errors import HeyGemError
 from heygem_core.jobs.intake import Upload
 from heygem_core.jobs.models import Batch, BatchMode, ItemStatus
 from heygem_core.jobs.preflight import InputFile
+from heygem_core.media.probe import probe_video
+from heygem_core.media.reader import frames_at
 from heygem_core.jobs.rules import FINISHED_BATCH_STATUSES as FINISHED
 from heygem_core.jobs.runtime import Runtime
 from heygem_core.metrics import system_metrics
@@ -43,6 +48,8 @@ QUEUE_POLL_S = 0.05  # how often the idle Gradio queue looks for work (its defau
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "studio"  # make_studio_examples.py
 TABS = ("batch", "single", "localise", "history")
 HISTORY_STATUSES = ("processing", "queued", "completed", "completed_with_errors", "failed", "cancelled")
+PICKER_SIDE = 960  # px: the long side of the frame the face is clicked on
+MARK = (255, 60, 60)  # RGB of the ring on the chosen face
 HIDDEN = "hidden"  # show_progress for every event: the panel is the one progress view
 
 I18N = gr.I18n(**i18n_translations())
@@ -115,8 +122,9 @@ def build_ui(get_runtime: RuntimeGetter, settings: Settings) -> gr.Blocks:
         for key, mode in (("batch", BatchMode.ONE_AUDIO), ("single", BatchMode.ONE_AUDIO),
                           ("localise", BatchMode.ONE_VIDEO)):
             parts = tabs[key]
+            faces = parts.get("faces") or gr.State({})
             parts["start"].click(_submitter(get_runtime, mode, key),
-                                 [parts["audio"], parts["videos"], parts["engine"], views], [views],
+                                 [parts["audio"], parts["videos"], parts["engine"], views, faces], [views],
                                  trigger_mode="once", show_progress=HIDDEN).then(
                 refresh, tick_inputs, panels, show_progress=HIDDEN)
         for key in TABS:
@@ -196,12 +204,17 @@ def _batch_tab(late: LateLabels) -> dict[str, gr.components.Component]:
         preview = gr.Gallery(label=_("preview"), columns=6, height=160, object_fit="contain",
                              interactive=False, visible=False, elem_id="hg-preview")
         videos.change(_preview, videos, preview, show_progress=HIDDEN)
+        faces, shown = gr.State({}), gr.State({})  # video path -> its face point; the frame on the picker
+        picker = gr.Image(label=_("face_pick"), interactive=False, visible=False, height=280,
+                          elem_id="hg-face-pick")
+        preview.select(_show_frame, [videos, faces], [picker, shown], show_progress=HIDDEN)
+        picker.select(_choose_face, [shown, faces], [faces, picker], show_progress=HIDDEN)
         check = gr.HTML(elem_id="hg-check")
         _examples(audio, videos, True, late)
         engine, engines = _engine_picker()
         start = gr.Button(_("start"), variant="primary", elem_id="hg-start")
     return {"tab": tab, "audio": audio, "videos": videos, "engine": engine, "engines": engines, "start": start,
-            "preview": preview, "check": check}
+            "preview": preview, "check": check, "faces": faces}
 
 
 def _single_tab(late: LateLabels) -> dict[str, gr.components.Component]:
@@ -281,6 +294,53 @@ def _preview(value) -> dict:
     """The uploaded videos' thumbnails; the box is hidden while there are none."""
     files = _as_list(value)
     return gr.update(value=files or None, visible=bool(files))
+
+
+# --- choosing the face -----------------------------------------------------------------------
+
+def _show_frame(videos, faces: dict, evt: gr.SelectData) -> list:
+    """The first frame of the preview clicked, to click the face on (its chosen point ringed)."""
+    clips = _as_list(videos)
+    if not isinstance(evt.index, int) or not 0 <= evt.index < len(clips):
+        return [gr.skip(), gr.skip()]
+    path = clips[evt.index]
+    try:
+        info = probe_video(path)
+        frame = frames_at(info, [0.0], PICKER_SIDE)[0]
+    except HeyGemError:
+        frame = None
+    if frame is None:
+        return [gr.update(visible=False), {}]
+    shown = {"path": path, "frame": frame, "scale": info.width / frame.shape[1]}
+    return [gr.update(value=_ringed(shown, faces.get(path)), visible=True), shown]
+
+
+def _choose_face(shown: dict, faces: dict, evt: gr.SelectData) -> list:
+    """A click on the frame: that face, in the video's own pixels, for this video."""
+    if not shown or not isinstance(evt.index, (list, tuple)):
+        return [faces, gr.skip()]
+    point = [round(float(v) * shown["scale"], 1) for v in evt.index[:2]]
+    faces = {**faces, shown["path"]: point}
+    return [faces, _ringed(shown, point)]
+
+
+def _ringed(shown: dict, point: list[float] | None) -> np.ndarray:
+    frame = shown["frame"]
+    if point is None:
+        return frame
+    frame = frame.copy()
+    centre = tuple(int(round(v / shown["scale"])) for v in point)
+    radius = max(6, frame.shape[1] // 40)
+    cv2.circle(frame, centre, radius, MARK, max(2, radius // 4), cv2.LINE_AA)
+    return frame
+
+
+def faces_json(clips: list[str], faces: dict) -> str:
+    """`POST /start_batch`'s `faces` for the clips in order: a point where one was clicked, else
+    null (the largest); "" when none was."""
+    if not any(faces.get(path) for path in clips):
+        return ""
+    return json.dumps([{"point": faces[path]} if faces.get(path) else None for path in clips])
 
 
 # --- who and which batch -------------------------------------------------------------------
@@ -402,7 +462,7 @@ def _log_lines(runtime: Runtime, user: str | None) -> list[str]:
 
 def _submitter(get_runtime: RuntimeGetter, mode: BatchMode, tab: str) -> Callable:
     """A start button: queue a batch (while another runs too) and say where it stands."""
-    def submit(audio, videos, engine: str, views: dict, request: gr.Request) -> dict:
+    def submit(audio, videos, engine: str, views: dict, faces: dict, request: gr.Request) -> dict:
         lang = _lang(request)
         audios, clips = _as_list(audio), _as_list(videos)
         if not audios or not clips:
@@ -414,7 +474,8 @@ def _submitter(get_runtime: RuntimeGetter, mode: BatchMode, tab: str) -> Callabl
                 uploads = [Upload(Path(p).name, stack.enter_context(open(p, "rb"))) for p in audios]
                 files = [Upload(Path(p).name, stack.enter_context(open(p, "rb"))) for p in clips]
                 batch_id, created = runtime.service.submit(uploads, files, engine=engine or "auto",
-                                                           mode=mode.value, owner=_user(request) or "")
+                                                           mode=mode.value, owner=_user(request) or "",
+                                                           faces=faces_json(clips, faces))
         except HeyGemError as e:
             raise gr.Error(html.escape(_message(e, lang)), title=t(lang, "error_title")) from e
         note = t(lang, "queued_toast", ahead=ahead) if created else t(lang, "duplicate_toast")

@@ -78,6 +78,8 @@ TEXT: dict[str, dict[str, str]] = {
     "queue_running": {"zh": "正在生成", "en": "Running"},
     "queue_waiting": {"zh": "等待中", "en": "Waiting"},
     "queue_empty": {"zh": "队列为空", "en": "The queue is empty"},
+    "face_pick": {"zh": "点击要对口型的人脸(不点则用最大的一张);点上方的缩略图换一个视频",
+                  "en": "Click the face to lip-sync (default: the largest); click a thumbnail above for another video"},
     "queue_pause": {"zh": "暂停队列", "en": "Pause the queue"},
     "queue_resume": {"zh": "继续队列", "en": "Resume the queue"},
     "queue_pick": {"zh": "等待中的批次", "en": "Waiting batch"},

@@ -3,6 +3,7 @@ draws from a snapshot."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -190,3 +191,15 @@ def test_the_queue_view_follows_the_line_and_offers_pause_and_move_to_front(tmp_
     page = panels.queue_html(ui._queue_entries(queued), "zh", ids[0], paused=True)
     assert "队列已暂停" in page and page.index(ids[2]) < page.index(ids[1])
     store.close()
+
+
+def test_a_click_on_the_preview_frame_chooses_that_face_for_that_video(presenter_clip) -> None:
+    from types import SimpleNamespace
+
+    clip = str(presenter_clip)
+    picker, shown = ui._show_frame([clip], {}, SimpleNamespace(index=0))
+    assert picker["visible"] and shown["path"] == clip and shown["frame"].shape == (360, 640, 3)
+    faces, ringed = ui._choose_face(shown, {}, SimpleNamespace(index=[320, 150]))
+    assert faces == {clip: [320.0, 150.0]} and ringed[150, 320 + 16].tolist() == list(ui.MARK)
+    assert ui.faces_json([clip, "/other.mp4"], faces) == json.dumps([{"point": [320.0, 150.0]}, None])
+    assert ui.faces_json(["/other.mp4"], faces) == ""
