@@ -177,11 +177,13 @@ class BatchService:
 
     def retry(self, batch_id: str, owner: str | None = None) -> int:
         """Queue the failed and the cancelled items of a finished batch again (a cancel is
-        resumed so); returns how many."""
+        resumed so); returns how many. A file refused at upload (failed before any worker took
+        it) is not: the same bytes would be refused again."""
         batch = self.get(batch_id, owner)
         if not batch.status.finished:
             raise HeyGemError(ErrorCode.BATCH_INVALID, "the batch is still running")
-        failed = [i for i in batch.items if i.status in (ItemStatus.FAILED, ItemStatus.CANCELLED)]
+        failed = [i for i in batch.items if i.status is ItemStatus.CANCELLED
+                  or (i.status is ItemStatus.FAILED and i.attempts > 0)]
         if not failed:
             return 0
         for item in failed:

@@ -101,6 +101,10 @@ def build_ui(get_runtime: RuntimeGetter, settings: Settings) -> gr.Blocks:
         with gr.Row():
             cancel = gr.Button(_("cancel"), variant="secondary", interactive=False, elem_id="hg-cancel")
             retry = gr.Button(_("retry"), interactive=False, elem_id="hg-retry")
+        with gr.Row():
+            one = gr.Dropdown([("", -1)], value=-1, label=_("cancel_pick"), interactive=False, scale=3,
+                              elem_id="hg-item-pick")
+            cancel_one = gr.Button(_("cancel_one"), size="sm", interactive=False, elem_id="hg-item-cancel")
         table = gr.HTML(elem_id="hg-table")
         results = gr.HTML(elem_id="hg-results")
         with gr.Accordion(_("system"), open=False):
@@ -111,7 +115,7 @@ def build_ui(get_runtime: RuntimeGetter, settings: Settings) -> gr.Blocks:
 
         refresh = _refresher(get_runtime)
         panels = [views, panel, table, results, shown_results, system, log, cancel, retry, queue,
-                  line["pause"], line["resume"], line["pick"], line["front"]]
+                  line["pause"], line["resume"], line["pick"], line["front"], one, cancel_one]
         tick_inputs = [views, tab, shown_results]
         timer.tick(refresh, tick_inputs, panels, show_progress=HIDDEN)
         demo.load(refresh, tick_inputs, panels, show_progress=HIDDEN)
@@ -144,6 +148,8 @@ def build_ui(get_runtime: RuntimeGetter, settings: Settings) -> gr.Blocks:
             line[name].click(_line_action(get_runtime, name), None, [], show_progress=HIDDEN).then(
                 refresh, tick_inputs, panels, show_progress=HIDDEN)
         line["front"].click(_front_action(get_runtime), [line["pick"]], [], show_progress=HIDDEN).then(
+            refresh, tick_inputs, panels, show_progress=HIDDEN)
+        cancel_one.click(_cancel_one(get_runtime), [views, tab, one], [], show_progress=HIDDEN).then(
             refresh, tick_inputs, panels, show_progress=HIDDEN)
         _wire_history(get_runtime, tabs["history"], views, tab, refresh, tick_inputs, panels, demo)
     _calm_queue(demo)
@@ -436,9 +442,17 @@ def _refresher(get_runtime: RuntimeGetter) -> Callable:
                 "\n".join(_log_lines(runtime, user)),
                 gr.update(interactive=running, variant="stop" if running else "secondary"),
                 gr.update(interactive=again), queue_html(_queue_entries(queued), lang, batch_id, runtime.store.paused()),
-                *_line_updates(runtime, queued, lang)]
+                *_line_updates(runtime, queued, lang), *_item_updates(snap, lang)]
 
     return refresh
+
+
+def _item_updates(snap: dict, lang: str) -> list:
+    """The files of the batch on the panel that can still be cancelled one by one."""
+    open_items = [i for i in (snap.get("items") or []) if i["status"] in ("pending", "processing")] if snap else []
+    choices = [(f'{i["index"] + 1}. {i["name"]} · {status_word(lang, i["status"])}', i["index"]) for i in open_items]
+    return [gr.update(choices=choices or [(t(lang, "cancel_none"), -1)], interactive=bool(choices)),
+            gr.update(interactive=bool(choices))]
 
 
 def _line_updates(runtime: Runtime, queued: list[Batch], lang: str) -> list:
@@ -527,6 +541,21 @@ def _action(get_runtime: RuntimeGetter, name: str) -> Callable:
         else:
             note = t(lang, "cancelled_toast")
         gr.Info(note, title=t(lang, "info_title"))
+
+    return act
+
+
+def _cancel_one(get_runtime: RuntimeGetter) -> Callable:
+    """Cancel the one file picked of the batch on the panel; the rest of it goes on."""
+    def act(views: dict, tab: str, index, request: gr.Request) -> None:
+        batch_id, lang = views.get(tab), _lang(request)
+        if not batch_id or index is None or int(index) < 0:
+            return
+        try:
+            item = get_runtime().service.cancel_item(batch_id, int(index), _user(request))
+        except HeyGemError as e:
+            raise gr.Error(html.escape(_message(e, lang)), title=t(lang, "error_title")) from e
+        gr.Info(t(lang, "cancelled_one_toast", s=item.name), title=t(lang, "info_title"))
 
     return act
 

@@ -95,17 +95,19 @@ def test_cancel_drops_the_pending_items_and_ends_an_idle_batch(service: BatchSer
 
 def test_retry_queues_the_failed_items_of_a_finished_batch(service: BatchService, store: SqliteStore,
                                                            presenter_clip: Path, tone: Path) -> None:
-    batch_id = submit(service, tone, presenter_clip, presenter_clip)
+    batch_id = submit(service, tone, presenter_clip, presenter_clip, presenter_clip)
     with pytest.raises(HeyGemError, match="still running"):
         service.retry(batch_id)
     service.queue.flush()
     store.update_item(batch_id, 0, status=ItemStatus.DONE, frames_done=25, finished_at=time.time())
-    store.update_item(batch_id, 1, status=ItemStatus.FAILED, error_code="no_face", error="x",
+    store.update_item(batch_id, 1, status=ItemStatus.FAILED, error_code="no_face", error="x", attempts=1,
                       finished_at=time.time())
+    store.update_item(batch_id, 2, status=ItemStatus.FAILED, error_code="video_unreadable", error="x",
+                      finished_at=time.time())  # refused at upload: no worker took it
     store.update_batch(batch_id, status=BatchStatus.COMPLETED_WITH_ERRORS, finished_at=time.time())
     assert service.retry(batch_id) == 1
     batch = service.get(batch_id)
-    assert [i.status for i in batch.items] == [ItemStatus.DONE, ItemStatus.PENDING]
+    assert [i.status for i in batch.items] == [ItemStatus.DONE, ItemStatus.PENDING, ItemStatus.FAILED]
     assert batch.items[1].error_code is None and batch.status is BatchStatus.QUEUED
     assert batch.finished_at is None and service.queue.pending_count() == 1
 

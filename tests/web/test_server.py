@@ -232,12 +232,14 @@ def test_real_time_log(server, corrupt_batch):
     assert any("completed_with_errors" in ln for ln in lines)
 
 
-def test_retry_requeues_only_the_failed_items(server, corrupt_batch):
+def test_retry_leaves_the_done_items_and_a_file_refused_at_upload(server, corrupt_batch):
+    """The corrupt batch's only failure is a file refused at upload: the same bytes would be
+    refused again, so a retry queues nothing and the finished outputs stay as they were."""
     batch_id, snap, _ = corrupt_batch
     outputs = sorted((server.workspace / "outputs" / batch_id).glob("*.mp4"))
     before = {p.name: p.stat().st_mtime_ns for p in outputs}
     response = httpx.post(f"{server.url}/api/batches/{batch_id}/retry", timeout=10)
-    assert response.status_code == 200 and response.json()["retried"] == 1
+    assert response.status_code == 200 and response.json()["retried"] == 0
     again = wait_until(server.url, batch_id, finished)
     assert again["status"] == "completed_with_errors" and again["items"][2]["status"] == "failed"
     assert {p.name: p.stat().st_mtime_ns for p in outputs} == before
