@@ -16,7 +16,7 @@ from tqdm import tqdm
 from heygem_core.config import get_settings
 from heygem_core.engines import ENGINE_CHOICES, create_engine, engine_statuses
 from heygem_core.errors import HeyGemError
-from heygem_core.face.choice import FaceChoice
+from heygem_core.choice import FaceChoice
 from heygem_core.jobs.naming import DEFAULT_PATTERN, NameFields, check_pattern, output_name
 from heygem_core.pipeline import Stage, render
 

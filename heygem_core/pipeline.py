@@ -21,7 +21,7 @@ from heygem_core.engines import FrameJob, LipSyncEngine, create_engine
 from heygem_core.errors import ErrorCode, HeyGemError
 from heygem_core.face import FaceTracker
 from heygem_core.face.cache import FaceFinder, Track, TrackCache, TrackRecorder
-from heygem_core.face.choice import FaceChoice
+from heygem_core.choice import FaceChoice
 from heygem_core.face.landmarks import Face
 from heygem_core.face.tracker import PRIME_FRAMES, TRACK_VERSION, TrackerState
 from heygem_core.media.audio import AudioClip, read_audio

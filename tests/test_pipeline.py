@@ -17,7 +17,7 @@ from heygem_core import face
 from heygem_core.engines.builtin.articulation import LEAD_S
 from heygem_core.engines.builtin.visemes import viseme
 from heygem_core.errors import ErrorCode, HeyGemError
-from heygem_core.face.choice import FaceChoice
+from heygem_core.choice import FaceChoice
 from heygem_core.media import audio
 from heygem_core.media.probe import probe_video
 from heygem_core.media.reader import FrameSource, iter_frames, pingpong_index

@@ -1,5 +1,5 @@
-"""Which face of a frame with several to lip-sync: the largest by default, or the one the user
-chose by a point on it, a box around it, or a reference photo of the person.
+"""Picking the face of a frame with several to lip-sync: the largest by default, or the one the
+user's `FaceChoice` names by a point on it, a box around it, or a reference photo of the person.
 
 A reference photo is matched by appearance, with no recognition model: the face is cut out
 along its landmarks (eyes level, same size), and compared by histograms of local binary patterns
@@ -8,8 +8,6 @@ different people in one video; two people who look much alike may need a point o
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,9 @@ import numpy as np
 
 from heygem_core.errors import ErrorCode, HeyGemError
 from heygem_core.face.landmarks import LEFT_EYE_OUTER, RIGHT_EYE_OUTER, Box
+from heygem_core.choice import FaceChoice
+
+__all__ = ["FaceChoice", "FacePicker", "Signature", "reference_signature", "signature"]
 
 ALIGNED_SIZE = 96  # px side of the aligned face the descriptor is taken from
 EYE_SPAN = 0.5  # outer-eye distance as a share of ALIGNED_SIZE
@@ -26,82 +27,6 @@ EYES_AT = 0.36  # height of the eyes as a share of ALIGNED_SIZE
 LBP_GRID = 6  # cells per side the LBP histograms are taken over
 COLOUR_BINS = (8, 4)  # hue and saturation bins of the colour histogram
 COLOUR_WEIGHT = 0.5  # share of the colour histogram's distance in the total
-
-
-@dataclass(frozen=True)
-class FaceChoice:
-    """The user's choice of face for one video (all None: the largest). Coordinates are pixels of
-    the video's own frames."""
-
-    point: tuple[float, float] | None = None  # a point on the face
-    box: Box | None = None  # a box around the face
-    reference: str | None = None  # path of a photo of the person
-
-    @property
-    def is_default(self) -> bool:
-        return self.point is None and self.box is None and self.reference is None
-
-    def to_dict(self) -> dict:
-        """Only the fields that are set (an empty dict for the default)."""
-        out: dict = {}
-        if self.point is not None:
-            out["point"] = [float(v) for v in self.point]
-        if self.box is not None:
-            out["box"] = [int(v) for v in self.box]
-        if self.reference is not None:
-            out["reference"] = self.reference
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict | None) -> FaceChoice:
-        """A choice from `to_dict`'s form (or a user's JSON); a malformed one is a user error."""
-        if not data:
-            return cls()
-        try:
-            point = data.get("point")
-            box = data.get("box")
-            reference = data.get("reference")
-            point = None if point is None else _numbers(point, 2, float)
-            box = None if box is None else _numbers(box, 4, int)
-        except (AttributeError, TypeError, ValueError) as e:
-            raise HeyGemError(ErrorCode.BAD_FACE_CHOICE, detail=str(e)) from e
-        if box is not None and (box[2] <= box[0] or box[3] <= box[1]):
-            raise HeyGemError(ErrorCode.BAD_FACE_CHOICE, detail=f"empty box {box}")
-        if reference is not None and not isinstance(reference, str):
-            raise HeyGemError(ErrorCode.BAD_FACE_CHOICE, detail="reference must be a path")
-        return cls(point, box, reference)
-
-    @classmethod
-    def parse(cls, text: str | None) -> FaceChoice:
-        """A choice from JSON text ("" or None: the default)."""
-        if not text or not text.strip():
-            return cls()
-        try:
-            return cls.from_dict(json.loads(text))
-        except json.JSONDecodeError as e:
-            raise HeyGemError(ErrorCode.BAD_FACE_CHOICE, detail=str(e)) from e
-
-    def key(self) -> str:
-        """A short stable text that tells choices apart (for the face-track cache)."""
-        if self.is_default:
-            return ""
-        data = self.to_dict()
-        if self.reference is not None:
-            data["reference"] = _file_digest(Path(self.reference))
-        return json.dumps(data, sort_keys=True, separators=(",", ":"))
-
-
-def _numbers(values: Sequence, n: int, kind: type) -> tuple:
-    if isinstance(values, (str, bytes)) or len(values) != n:
-        raise ValueError(f"expected {n} numbers, got {values!r}")
-    return tuple(kind(round(float(v))) if kind is int else kind(v) for v in values)
-
-
-def _file_digest(path: Path) -> str:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    except OSError:
-        return str(path)
 
 
 class FacePicker:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from heygem_core.face.choice import FaceChoice, FacePicker
+from heygem_core.face.choice import FacePicker
+from heygem_core.choice import FaceChoice
 from heygem_core.face.landmarks import Box, Face, eye_distance
 from heygem_core.face.locator import Locator, points_box, square_around, square_patch
 from heygem_core.face.mesh import mesh_graph, mesh_points

@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from heygem_core.config import Settings
 from heygem_core.errors import ErrorCode, HeyGemError
-from heygem_core.face.choice import FaceChoice, reference_signature
+from heygem_core.choice import FaceChoice, check_reference
 from heygem_core.jobs.models import BatchMode, Item, ItemStatus
 from heygem_core.jobs.naming import NameFields, default_pattern, output_name, visible
 from heygem_core.media.audio import check_audio, load_audio
@@ -156,7 +156,7 @@ def face_choices(text: str, videos: Sequence[StoredFile], references: Sequence[S
             entry = {**entry, "reference": str(photo.path)}
         choice = FaceChoice.from_dict(entry if isinstance(entry, dict) or entry is None else {"point": entry})
         if choice.reference is not None:
-            reference_signature(choice.reference)  # a photo without a face is refused now, not at render
+            check_reference(choice.reference)
         choices[video.path] = choice
     return choices
 

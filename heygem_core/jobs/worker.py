@@ -16,7 +16,7 @@ from pathlib import Path
 from heygem_core.config import Settings
 from heygem_core.engines import LipSyncEngine, create_engine, resolve_engine_name
 from heygem_core.errors import ErrorCode, HeyGemError
-from heygem_core.face.choice import FaceChoice
+from heygem_core.choice import FaceChoice
 from heygem_core.jobs.models import Item, ItemStatus, batch_status_from_items, progress_rate
 from heygem_core.jobs.rules import held_by, log_words, settle_batch
 from heygem_core.jobs.store import ProgressStore

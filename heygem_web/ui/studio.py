@@ -9,16 +9,17 @@ here through the request's Accept-Language (`text.lang_of`)."""
 from __future__ import annotations
 
 import html
+import io
 import json
 import logging
+import subprocess
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
-import cv2
 import gradio as gr
-import numpy as np
+from PIL import Image, ImageDraw
 
 from heygem_core.config import Settings
 from heygem_core.engines import ENGINE_CHOICES, engine_statuses
@@ -26,8 +27,8 @@ from heygem_core.errors import HeyGemError
 from heygem_core.jobs.intake import Upload
 from heygem_core.jobs.models import Batch, BatchMode, ItemStatus
 from heygem_core.jobs.preflight import InputFile
+from heygem_core.media.ffmpeg import ffmpeg_exe
 from heygem_core.media.probe import probe_video
-from heygem_core.media.reader import frames_at
 from heygem_core.jobs.rules import FINISHED_BATCH_STATUSES as FINISHED
 from heygem_core.jobs.runtime import Runtime
 from heygem_core.metrics import system_metrics
@@ -311,14 +312,24 @@ def _show_frame(videos, faces: dict, evt: gr.SelectData) -> list:
         return [gr.skip(), gr.skip()]
     path = clips[evt.index]
     try:
-        info = probe_video(path)
-        frame = frames_at(info, [0.0], PICKER_SIDE)[0]
-    except HeyGemError:
+        frame, width = _first_frame(path), probe_video(path).width
+    except (HeyGemError, OSError, subprocess.SubprocessError):
         frame = None
     if frame is None:
         return [gr.update(visible=False), {}]
-    shown = {"path": path, "frame": frame, "scale": info.width / frame.shape[1]}
+    shown = {"path": path, "frame": frame, "scale": width / frame.width}
     return [gr.update(value=_ringed(shown, faces.get(path)), visible=True), shown]
+
+
+def _first_frame(path: str) -> Image.Image | None:
+    """A video's (or image's) first frame, upright, at most PICKER_SIDE px wide (ffmpeg: the web
+    process loads no image library of the render side)."""
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", path, "-frames:v", "1",
+           "-vf", f"scale='min({PICKER_SIDE},iw)':-2", "-f", "image2pipe", "-vcodec", "png", "-"]
+    proc = subprocess.run(cmd, capture_output=True, timeout=60)
+    if proc.returncode != 0 or not proc.stdout:
+        return None
+    return Image.open(io.BytesIO(proc.stdout)).convert("RGB")
 
 
 def _choose_face(shown: dict, faces: dict, evt: gr.SelectData) -> list:
@@ -330,14 +341,15 @@ def _choose_face(shown: dict, faces: dict, evt: gr.SelectData) -> list:
     return [faces, _ringed(shown, point)]
 
 
-def _ringed(shown: dict, point: list[float] | None) -> np.ndarray:
+def _ringed(shown: dict, point: list[float] | None) -> Image.Image:
     frame = shown["frame"]
     if point is None:
         return frame
     frame = frame.copy()
-    centre = tuple(int(round(v / shown["scale"])) for v in point)
-    radius = max(6, frame.shape[1] // 40)
-    cv2.circle(frame, centre, radius, MARK, max(2, radius // 4), cv2.LINE_AA)
+    x, y = (v / shown["scale"] for v in point)
+    radius = max(6, frame.width // 40)
+    ImageDraw.Draw(frame).ellipse((x - radius, y - radius, x + radius, y + radius), outline=MARK,
+                                  width=max(2, radius // 4))
     return frame
 
 

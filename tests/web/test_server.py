@@ -317,12 +317,21 @@ def test_the_face_is_chosen_per_video(server, speech_2s, tmp_path):
     assert snap["status"] == "completed", snap
     assert snap["items"][0]["face"] == {"point": [LEFT_X / 2, 180]}
     assert snap["items"][1]["face"]["reference"].endswith(".png")
-    blank = tmp_path / "wall.png"
-    cv2.imwrite(str(blank), np.full((200, 200, 3), 90, np.uint8))
-    for bad, refs in (("[[1]]", []), ('[{"reference": "missing.png"}]', []), ('[{"reference": "wall.png"}]', [blank])):
+    text = tmp_path / "notes.png"
+    text.write_text("not a photo")
+    for bad, refs in (("[[1]]", []), ('[{"reference": "missing.png"}]', []), ('[{"reference": "notes.png"}]', [text])):
         response = httpx.post(f"{server.url}/start_batch", data={"faces": bad}, timeout=120,
                               files=files("audio", speech_2s) + files("videos", still) + files("face_refs", *refs))
         assert response.status_code == 400 and response.json()["error_code"] == "bad_face_choice", response.text
+    # a photo without a face is found out by the render (the web process never loads the face models)
+    blank = tmp_path / "wall.png"
+    cv2.imwrite(str(blank), np.full((200, 200, 3), 90, np.uint8))
+    response = httpx.post(f"{server.url}/start_batch", data={"faces": '[{"reference": "wall.png"}]'}, timeout=120,
+                          files=files("audio", speech_2s) + files("videos", still, names=["c.png"])
+                          + files("face_refs", blank))
+    assert response.status_code == 201, response.text
+    snap = wait_until(server.url, response.json()["batch_id"], finished)
+    assert snap["status"] == "failed" and snap["items"][0]["error_code"] == "bad_face_choice", snap
 
 
 @pytest.mark.parametrize("body, status, code", [
