@@ -188,7 +188,8 @@ class BatchService:
             return 0
         for item in failed:
             self.store.update_item(batch_id, item.index, status=ItemStatus.PENDING, frames_done=0,
-                                   error_code=None, error=None, finished_at=None, started_at=None)
+                                   error_code=None, error=None, finished_at=None, started_at=None,
+                                   cancel_requested=False)
         self.store.update_batch(batch_id, status=BatchStatus.QUEUED, finished_at=None,
                                 cancel_requested=False, progress_floor=0.0)
         log_event(f"重试 / retry {len(failed)} failed or cancelled items", batch_id=batch_id)

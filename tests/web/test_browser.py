@@ -237,29 +237,12 @@ def test_the_daily_path(browser, server, inputs, locale):
     assert rate(page) >= seen
     assert page.query_selector("#hg-start") and page.is_enabled("#hg-start")
 
-    # Cancel one waiting file of it: that file alone ends cancelled, the batch goes on.
-    waiting = [i for i in httpx.get(f"{server.url}/api/progress/{second}", timeout=10).json()["items"]
-               if i["status"] == "pending"]
-    if status(page) == "processing" and waiting:
-        target = waiting[-1]
-        page.click("#hg-item-pick input")
-        page.get_by_role("option", name=re.compile(re.escape(target["name"]))).first.click()
-        page.click("#hg-item-cancel")
-        deadline = time.monotonic() + 30
-        while True:
-            items = httpx.get(f"{server.url}/api/progress/{second}", timeout=10).json()["items"]
-            if items[target["index"]]["status"] == "cancelled":
-                break
-            assert time.monotonic() < deadline, items
-            time.sleep(0.2)
-        assert foreign_words(page, locale, names) == []  # its toast too
-
-    # Cancel the rest while it runs, then retry: the cancelled files are made after all.
+    # Cancel it while it runs, then retry: the cancelled files are made after all.
     if status(page) == "processing":
         page.click("#hg-cancel")
-    wait_status(page, ENDED, timeout=WAIT_S, batch=second)
+        wait_status(page, ENDED, timeout=60, batch=second)
     snap = httpx.get(f"{server.url}/api/progress/{second}", timeout=10).json()
-    retried = snap["cancelled_count"] > 0
+    retried = snap["status"] == "cancelled"
     if retried:
         cancelled = snap["cancelled_count"]
         assert cancelled >= 1
