@@ -5,7 +5,11 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 from tests.server_util import free_port
 
@@ -63,3 +67,19 @@ class RedisServer:
         self.stop()
         time.sleep(down_s)
         self.start()
+
+
+@contextmanager
+def backend_env(name: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """The app's environment for a store backend: {} for "sqlite"; for "redis" a redis-server of
+    its own, stopped afterwards (the test is skipped where redis-server is not installed)."""
+    if name == "sqlite":
+        yield {}
+        return
+    if REDIS_SERVER is None:
+        pytest.skip(SKIP_REASON)
+    redis = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    try:
+        yield {"HEYGEM_REDIS_URL": redis.url}
+    finally:
+        redis.stop()

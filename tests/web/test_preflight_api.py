@@ -11,25 +11,17 @@ import httpx
 import make_samples
 import pytest
 
-from tests.redis_util import REDIS_SERVER, SKIP_REASON, RedisServer
+from tests.redis_util import backend_env
 from tests.media.clips import make_video
 from tests.server_util import WAIT_S, Server
 
 
 @pytest.fixture(scope="module", params=["sqlite", "redis"])
 def server(request, tmp_path_factory):
-    env = {"HEYGEM_SPEED_REFRESH_S": "0"}
-    redis = None
-    if request.param == "redis":
-        if REDIS_SERVER is None:
-            pytest.skip(SKIP_REASON)
-        redis = RedisServer(tmp_path_factory.mktemp("redis")).start()
-        env["HEYGEM_REDIS_URL"] = redis.url
-    srv = Server(tmp_path_factory.mktemp("workspace"), **env).start()
-    yield srv
-    srv.stop()
-    if redis is not None:
-        redis.stop()
+    with backend_env(request.param, tmp_path_factory) as store_env:
+        srv = Server(tmp_path_factory.mktemp("workspace"), HEYGEM_SPEED_REFRESH_S="0", **store_env).start()
+        yield srv
+        srv.stop()
 
 
 @pytest.fixture(scope="module")

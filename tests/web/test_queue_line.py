@@ -11,7 +11,7 @@ import httpx
 import make_samples
 import pytest
 
-from tests.redis_util import REDIS_SERVER, SKIP_REASON, RedisServer
+from tests.redis_util import backend_env
 from tests.server_util import Server
 from tests.web.test_server import files, finished, speech_2s, speech_4s, submit, wait_until  # noqa: F401  (fixtures)
 
@@ -19,14 +19,8 @@ from tests.web.test_server import files, finished, speech_2s, speech_4s, submit,
 @pytest.fixture(params=["sqlite", "redis"])
 def backend(request, tmp_path_factory):
     """The server's environment for each backend (a redis-server of its own for Redis)."""
-    if request.param == "sqlite":
-        yield {}
-        return
-    if REDIS_SERVER is None:
-        pytest.skip(SKIP_REASON)
-    redis = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    yield {"HEYGEM_REDIS_URL": redis.url}
-    redis.stop()
+    with backend_env(request.param, tmp_path_factory) as env:
+        yield env
 
 
 @pytest.fixture(scope="module")

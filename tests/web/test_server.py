@@ -25,7 +25,7 @@ import pytest
 from heygem_core.media import audio
 from heygem_core.media.probe import probe_video
 from tests.jobs.test_webhook import receiver  # noqa: F401 (a fixture: an HTTP receiver on 127.0.0.1)
-from tests.redis_util import REDIS_SERVER, SKIP_REASON, RedisServer
+from tests.redis_util import backend_env
 from tests.server_util import ROOT, WAIT_S, Server
 
 WEBHOOK_SECRET = "server-test-secret"
@@ -51,17 +51,10 @@ def server(request, tmp_path_factory):
     uses it runs against both backends."""
     env = {"HEYGEM_MAX_BATCH_ITEMS": "6", "HEYGEM_MAX_UPLOAD_MB": "5", "HEYGEM_WEBHOOK_SECRET": WEBHOOK_SECRET,
            "HEYGEM_WEBHOOK_BACKOFF_S": "0.2", "HEYGEM_WEBHOOK_POLL_S": "0.1"}
-    redis = None
-    if request.param == "redis":
-        if REDIS_SERVER is None:
-            pytest.skip(SKIP_REASON)
-        redis = RedisServer(tmp_path_factory.mktemp("redis")).start()
-        env["HEYGEM_REDIS_URL"] = redis.url
-    srv = Server(tmp_path_factory.mktemp("workspace"), **env).start()
-    yield srv
-    srv.stop()
-    if redis is not None:
-        redis.stop()
+    with backend_env(request.param, tmp_path_factory) as store_env:
+        srv = Server(tmp_path_factory.mktemp("workspace"), **env, **store_env).start()
+        yield srv
+        srv.stop()
 
 
 def files(field: str, *paths: Path, names: list[str] | None = None) -> list[tuple]:
