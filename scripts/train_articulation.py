@@ -7,8 +7,14 @@ roughened (noise, room echo, a telephone band, other spectral tilts) so that the
 sounds, not espeak's voice. The model is a one-hidden-layer network small enough to ship in the
 repository (`heygem_core/engines/builtin/articulation.npz`, 40 KB) and to run in numpy.
 
-    .venv/bin/python scripts/train_articulation.py            # ~8 minutes on 2 cores
+    .venv/bin/python scripts/train_articulation.py            # 1-2 minutes on 2 cores (1 min 39 s with --festival 0.5)
     .venv/bin/python scripts/train_articulation.py --utterances 100 --out /tmp/a.npz   # quick
+    .venv/bin/python scripts/train_articulation.py --festival 0.5 --out /tmp/f.npz   # half Festival
+
+`--festival` adds speech from Festival's voices made from real speakers' recordings
+(`examples/festival_speech.py`; Debian's festival and festvox-* packages), an experiment that did
+not raise the correlation with real speakers' mouths (benchmarks/README.md); the shipped model is
+the default, espeak-ng only.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "examples")]
 from heygem_core.engines.builtin import acoustics  # noqa: E402
 from heygem_core.engines.builtin.model import ArticulationModel, OUTPUTS  # noqa: E402
 from heygem_core.engines.builtin.visemes import SILENCE, viseme  # noqa: E402
+import festival_speech  # noqa: E402
 from phoneme_speech import Speaker, Utterance  # noqa: E402
 
 log = logging.getLogger("train_articulation")
@@ -33,6 +40,7 @@ log = logging.getLogger("train_articulation")
 SEED = 12
 HIDDEN = 48
 EPOCHS = 25
+FESTIVAL_SHARE = 0.0  # of the utterances from Festival (when installed); 0.3-0.5 measured no better on real speech (benchmarks/README.md)
 SILENCE_DB = 40.0  # synthesised rows this far below the utterance's loud speech are pauses
 COARTICULATION_S = 0.03  # targets are smoothed over this much (lips do not jump)
 ENGLISH = ("the and that have with this from they will would there their what about which when "
@@ -107,9 +115,27 @@ def roughen(wav: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def make_example(speaker: Speaker, voice: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Features and targets of one random utterance, one row per 10 ms."""
+    """Features and targets of one random espeak-ng utterance, one row per 10 ms."""
     utterance = speaker.say(make_text(VOICES[voice], rng), voice, rate=int(rng.integers(130, 230)),
                             pitch=int(rng.integers(25, 85)))
+    return rows(utterance, rng)
+
+
+def festival_examples(n: int, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Features and targets of `n` random Festival utterances, spread over its voices."""
+    voices = list(festival_speech.VOICES)
+    out = []
+    for k, voice in enumerate(voices):
+        count = n // len(voices) + (k < n % len(voices))
+        texts = [make_text(festival_speech.VOICES[voice], rng) for _ in range(count)]
+        stretch = list(rng.uniform(0.75, 1.35, count))
+        out += [rows(u, rng) for u in festival_speech.say_many(texts, voice, stretch)]
+        log.info("festival %s: %d utterances", voice, count)
+    return out
+
+
+def rows(utterance: Utterance, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Features of the roughened speech and the targets of its phonemes, one row per 10 ms."""
     wav = utterance.samples
     if utterance.sample_rate != acoustics.SAMPLE_RATE:
         from scipy import signal
@@ -121,11 +147,16 @@ def make_example(speaker: Speaker, voice: str, rng: np.random.Generator) -> tupl
     return x, targets(utterance, len(mel), acoustics.level_db(clean))
 
 
-def dataset(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def dataset(n: int, seed: int, festival_share: float) -> tuple[np.ndarray, np.ndarray]:
+    """`n` utterances, `festival_share` of them from Festival when it is installed."""
     rng = np.random.default_rng(seed)
     speaker = Speaker()
     voices = list(VOICES)
-    pairs = [make_example(speaker, voices[k % len(voices)], rng) for k in range(n)]
+    n_festival = int(round(n * festival_share)) if festival_speech.available() else 0
+    if festival_share and not n_festival:
+        log.warning("festival is not installed: espeak-ng speech only")
+    pairs = [make_example(speaker, voices[k % len(voices)], rng) for k in range(n - n_festival)]
+    pairs += festival_examples(n_festival, rng)
     return np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
 
 
@@ -161,9 +192,11 @@ def main() -> int:
     parser.add_argument("--utterances", type=int, default=700)
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--out", type=Path, default=ArticulationModel.default_path())
+    parser.add_argument("--festival", type=float, default=FESTIVAL_SHARE,
+                        help="share of the utterances spoken by Festival's voices (when installed)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    x, y = dataset(args.utterances, SEED)
+    x, y = dataset(args.utterances, SEED, args.festival)
     log.info("%d rows (%.0f minutes of speech), %d features", len(x), len(x) / 6000, x.shape[1])
     model = train(x, y, args.epochs, SEED)
     model.save(args.out)

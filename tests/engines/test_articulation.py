@@ -103,3 +103,16 @@ def test_rounded_vowels_round(speaker):
     spread = frames_of_phones(utterance, lambda s: s.startswith("i"), n)
     assert rounded.sum() >= 3 and spread.sum() >= 3
     assert np.median(track.rounding[rounded]) > np.median(track.rounding[spread]) + 0.15
+
+
+def test_festival_phones_become_the_ipa_the_visemes_read():
+    """Festival's phone sets (ARPAbet, msu_ru's doubled letters, Catalan's stress digits) map onto
+    symbols with the right mouth: closed lips, round or open vowels, pauses."""
+    from festival_speech import ipa
+
+    english, russian, catalan = "voice_cmu_us_slt_arctic_hts", "voice_msu_ru_nsh_clunits", "voice_upc_ca_ona_hts"
+    assert [viseme(ipa(p, english)).closed for p in ("m", "b", "aa", "pau")] == [True, True, False, True]
+    assert viseme(ipa("uw", english)).rounding > 0.8 > viseme(ipa("iy", english)).rounding
+    assert viseme(ipa("aa", english)).opening > viseme(ipa("iy", english)).opening
+    assert ipa("vv", russian) == "v" and viseme(ipa("yy", russian)).opening < viseme(ipa("aa", russian)).opening
+    assert ipa("O1", catalan) == "ɔ" and viseme(ipa("ax", catalan)).opening == viseme("ə").opening
