@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from phoneme_speech import Phone, Utterance
+from phoneme_speech import Phone, Utterance, write_and_list
 
 # voices whose licences allow any use (CSTR/CMU free licence, EST/BSD, BSD-like, LGPL), and the
 # kind of text each gets
@@ -102,10 +102,7 @@ def _read(wav_path: Path, segs_path: Path, voice: str) -> Utterance:
 
 def main(argv: list[str]) -> int:
     voice, text, out = argv[1], argv[2], argv[3]
-    utterance = say_many([text], voice, [1.0])[0]
-    utterance.write_wav(out)
-    for phone in utterance.phones:
-        sys.stdout.write(f"{phone.start:7.3f} {phone.end:7.3f} {phone.symbol}\n")
+    write_and_list(say_many([text], voice, [1.0])[0], out)
     return 0
 
 

@@ -126,11 +126,15 @@ def _phones(events: list[tuple[int, str]], n_samples: int, rate: int) -> list[Ph
 def main(argv: list[str]) -> int:
     text, out = argv[1], argv[2]
     voice = argv[3] if len(argv) > 3 else "en-us"
-    utterance = Speaker().say(text, voice)
+    write_and_list(Speaker().say(text, voice), out)
+    return 0
+
+
+def write_and_list(utterance: Utterance, out: str | Path) -> None:
+    """Write the speech to `out` and its phoneme schedule to stdout, a line per phone."""
     utterance.write_wav(out)
     for phone in utterance.phones:
         sys.stdout.write(f"{phone.start:7.3f} {phone.end:7.3f} {phone.symbol}\n")
-    return 0
 
 
 if __name__ == "__main__":
