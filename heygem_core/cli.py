@@ -120,6 +120,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    from heygem_core.face.mesh import preload as preload_mesh
     from heygem_core.jobs.heartbeat import ROLE_WORKER
     from heygem_core.jobs.redis_store import safe_url
     from heygem_core.jobs.runtime import build_runtime, die_with_parent, parent_gone
@@ -134,6 +135,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     die_with_parent()
     runtime.start_liveness(ROLE_WORKER, device=settings.device, threads=args.workers)
     runtime.queue.start(args.workers)
+    preload_mesh()  # while the queue is empty, so the first item does not wait for MediaPipe
     shared = f"Redis {safe_url(settings.redis_url)}" if settings.redis_url else f"workspace {settings.workspace}"
     print(f"worker running ({args.workers} thread(s), device {settings.device}), {shared}", flush=True)
     while not stop.wait(PARENT_POLL_S) and not parent_gone():

@@ -48,11 +48,36 @@ def quiet_stderr() -> Iterator[None]:
             os.close(devnull)
 
 
+_preloading: list[threading.Thread] = []  # the background import, once per process
+
+
+def preload() -> None:
+    """Start importing MediaPipe in the background (~0.4-0.8 s, most of it matplotlib, which
+    its solutions package pulls in), so that a worker's first item does not wait for it. The
+    import itself writes nothing to stderr (graphs do, when they start)."""
+    if _preloading or "mediapipe.python.solutions.face_mesh" in sys.modules:
+        return
+    thread = threading.Thread(target=_import_in_background, name="mediapipe-import", daemon=True)
+    _preloading.append(thread)
+    thread.start()
+
+
+def _import_in_background() -> None:
+    try:
+        _solutions_modules()
+    except Exception:  # noqa: BLE001 - the first tracker imports again and reports it
+        pass
+
+
+def _solutions_modules() -> tuple[Any, Any]:
+    from mediapipe.python.solutions import face_detection, face_mesh
+    return face_mesh, face_detection
+
+
 def _solutions() -> tuple[Any, Any]:
     """The mediapipe face_mesh and face_detection modules, imported on first use."""
     with quiet_stderr():
-        from mediapipe.python.solutions import face_detection, face_mesh
-    return face_mesh, face_detection
+        return _solutions_modules()
 
 
 class Graph:

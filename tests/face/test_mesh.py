@@ -51,3 +51,22 @@ def test_tracking_prints_nothing_to_stderr() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[True, True, False, True, True, True, True]"
     assert result.stderr == ""
+
+
+def test_preload_imports_mediapipe_in_the_background_silently() -> None:
+    """A worker starts the import while it waits for items: the tracker then finds it done."""
+    script = textwrap.dedent("""
+        import sys
+        from heygem_core.face import mesh
+        assert "mediapipe.python.solutions.face_mesh" not in sys.modules
+        mesh.preload()
+        mesh.preload()  # once per process
+        assert len(mesh._preloading) == 1
+        mesh._preloading[0].join(60)
+        print("mediapipe.python.solutions.face_mesh" in sys.modules)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                            text=True, timeout=90)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
+    assert result.stderr == ""
