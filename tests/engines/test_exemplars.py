@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from heygem_core import face
-from heygem_core.engines.builtin.exemplars import ExemplarLibrary, MouthShape, mouth_shape, paste
+from heygem_core.engines.builtin.exemplars import SWITCH_COST, ExemplarLibrary, MouthShape, mouth_shape, paste
 from heygem_core.engines.builtin.warp import mouth_frame
 from heygem_core.media.probe import probe_video
 from heygem_core.media.reader import iter_frames
@@ -75,6 +75,20 @@ def test_a_mouth_pasted_onto_its_own_lips_changes_nothing(presenter):
     paste(shifted, (0, 0), exemplar, points + (3.0, 0.0), mouth_frame(points + (3.0, 0.0)))
     moved = np.abs(shifted[y0:y1, x0 + 3:x1 + 3].astype(int) - image[y0:y1, x0:x1].astype(int))
     assert moved.mean() < 6.0  # the mouth moved with its lips, 3 px
+
+
+def test_choice_looks_ahead_keeps_a_mouth_through_a_short_excursion(presenter):
+    """One frame that wants the other mouth, then the first again: no flicker to it and back;
+    the same frame followed by more of the other mouth: the switch is made at once."""
+    image, points = presenter
+    library = ExemplarLibrary()
+    for index, extra in enumerate((0.08, 0.11)):
+        library.observe(image, opened(points, extra), index)
+    a, b = sorted(library._slots.values(), key=lambda e: e.shape.gap)
+    assert a.shape.cost(b.shape) > SWITCH_COST  # on its own, the frame that wants b switches to it
+    for ahead, expected in (((), b), ([(a.shape, None)] * 3, a), ([(b.shape, None)] * 3, b)):
+        library._previous = a
+        assert library.choose(b.shape, None, ahead) is expected, len(ahead)
 
 
 def test_a_library_restored_from_its_checkpoints_chooses_as_the_original(presenter):

@@ -39,6 +39,8 @@ COLOUR_EVERY = 8  # frames between samplings of the lip and teeth colours
 LOOKAHEAD_S = 2.0  # seconds of source frames collected into the mouth library before the first render
 EXEMPLAR_MIN_GAP = 0.05  # eye distances: a library whose widest mouth is narrower shows no interior
 OWN_MOUTH_GAP = 0.012  # eye distances: opening this much wider than the source needs an interior
+CHOICE_AHEAD_S = 0.3  # the exemplar is chosen for the path over this much of what follows (a mouth
+# kept through a short excursion rather than switched away and back)
 
 
 class BuiltinEngine(LipSyncEngine):
@@ -56,6 +58,8 @@ class BuiltinEngine(LipSyncEngine):
         self._library = ExemplarLibrary()
         self._paths = PathCounts()
         self._observed_to = 0  # frames before this were observed (or, resumed, by the run before)
+        self._fps = 25.0
+        self._mouths: dict[int, MouthShape] = {}  # own mouth shape of the frames seen, not yet rendered
 
     @classmethod
     def status(cls, settings: Settings) -> EngineStatus:
@@ -66,8 +70,11 @@ class BuiltinEngine(LipSyncEngine):
         self._colours, self._colours_at = None, -COLOUR_EVERY
         self._library, self._paths = ExemplarLibrary(), PathCounts()
         self._observed_to = 0
+        self._fps, self._mouths = fps, {}
 
     def observe(self, job: FrameJob) -> None:
+        if job.face is not None:
+            self._mouths[job.index] = mouth_shape(job.face.points)
         if job.index < self._observed_to:
             return  # resumed: the library holds what these frames added, from their first tracking
         self._observed_to = job.index + 1
@@ -100,23 +107,33 @@ class BuiltinEngine(LipSyncEngine):
         i = min(job.index, self._track.opening.size - 1)
         points = job.face.points
         opening, rounding = float(self._track.opening[i]), float(self._track.rounding[i])
-        exemplar = self._exemplar_for(points, opening, rounding)
+        self._mouths.pop(job.index, None)
+        exemplar = self._exemplar_for(points, opening, rounding, job.index)
         return reshape_mouth(job.image, points, opening, rounding, self._colours_for(job), exemplar)
 
-    def _exemplar_for(self, points: np.ndarray, opening: float, rounding: float) -> Exemplar | None:
+    def _exemplar_for(self, points: np.ndarray, opening: float, rounding: float, index: int) -> Exemplar | None:
         """A source mouth of the target shape, or None where the frame's own mouth will do (its
         shape is near, it was used just before) or the video never opens its mouth (painted)."""
         own = mouth_shape(points)
-        target = MouthShape(target_gap_of(opening), own.width * (1 - ROUND_NARROW * rounding), own.yaw)
+        target = _target_shape(own, opening, rounding)
         widest = self._library.open_range()
         if target.gap > own.gap + OWN_MOUTH_GAP and widest < EXEMPLAR_MIN_GAP:  # never opens its mouth
             self._paths.count(None, painted=True)
             return None
-        # wider than the video ever opens: its widest mouth, stretched onto the new lip line
-        wanted = replace(target, gap=min(target.gap, max(widest, own.gap)))
-        exemplar = self._library.choose(wanted, own)
+        exemplar = self._library.choose(_reachable(target, own, widest), own, self._ahead(index, widest))
         self._paths.count(exemplar)
         return exemplar
+
+    def _ahead(self, index: int, widest: float) -> list[tuple[MouthShape, MouthShape | None]]:
+        """(target, own mouth) of the frames after `index` that the choice looks over."""
+        steps = []
+        for k in range(index + 1, min(index + 1 + round(CHOICE_AHEAD_S * self._fps), self._track.opening.size)):
+            own = self._mouths.get(k)
+            if own is None:  # not seen yet, or no face there: the path ends
+                break
+            target = _target_shape(own, float(self._track.opening[k]), float(self._track.rounding[k]))
+            steps.append((_reachable(target, own, widest), own))
+        return steps
 
     def _colours_for(self, job: FrameJob) -> MouthColours:
         """Lip and teeth colours, sampled afresh every COLOUR_EVERY frames (they change slowly)."""
@@ -124,6 +141,16 @@ class BuiltinEngine(LipSyncEngine):
             self._colours = mouth_colours(job.image, job.face.points)
             self._colours_at = job.index
         return self._colours
+
+
+def _target_shape(own: MouthShape, opening: float, rounding: float) -> MouthShape:
+    """The mouth a frame whose own mouth is `own` should show."""
+    return MouthShape(target_gap_of(opening), own.width * (1 - ROUND_NARROW * rounding), own.yaw)
+
+
+def _reachable(target: MouthShape, own: MouthShape, widest: float) -> MouthShape:
+    """Wider than the video ever opens: its widest mouth, stretched onto the new lip line."""
+    return replace(target, gap=min(target.gap, max(widest, own.gap)))
 
 
 @dataclass

@@ -1,11 +1,13 @@
 """The presenter's own mouth: a library of mouth appearances collected from the source video's
 frames as they stream past (lips, teeth, tongue and cavity, aligned to the mouth's own frame, with
 their shape and head turn), the choice of the one whose shape matches each output frame's target
-(with a price on switching, so the exemplar does not flicker), and pasting it onto the target lip
-contour, colour-matched to the current frame and feathered in."""
+(a Viterbi pass over the frames ahead with a price on switching, so the exemplar does not
+flicker), and pasting it onto the target lip contour, colour-matched to the current frame and
+feathered in."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -138,18 +140,56 @@ class ExemplarLibrary:
         """The widest inner-lip gap among the exemplars, in eye distances."""
         return max((e.shape.gap for e in self._slots.values()), default=0.0)
 
-    def choose(self, target: MouthShape, own: MouthShape | None = None) -> Exemplar | None:
-        """The exemplar nearest `target`, the previous choice kept unless another is clearly nearer.
-        With `own` (the current frame's mouth) None may win: the frame's own mouth will do."""
-        best, best_cost = None, float("inf")
-        if own is not None:
-            best_cost = target.cost(own) + (0.0 if self._previous is OWN else SWITCH_COST)
-        for exemplar in self._slots.values():
-            cost = target.cost(exemplar.shape) + (0.0 if exemplar is self._previous else SWITCH_COST)
-            if cost < best_cost:
-                best, best_cost = exemplar, cost
-        self._previous = OWN if best is None else best
-        return best
+    def choose(self, target: MouthShape, own: MouthShape | None = None,
+               ahead: Sequence[tuple[MouthShape, MouthShape | None]] = ()) -> Exemplar | None:
+        """The exemplar for `target`, or None where `own` (the current frame's mouth) will do.
+
+        Chosen as the first step of the cheapest path over this frame and the `ahead` ones
+        (target, own mouth or None) by a Viterbi pass: each step costs its shape mismatch, each
+        change of exemplar SWITCH_COST, so a mouth is kept through a short excursion instead of
+        flickering to another and back. The previous choice is kept unless another is clearly nearer."""
+        exemplars = list(self._slots.values())
+        steps = [(target, own), *ahead]
+        unary = np.full((len(steps), len(exemplars) + 1), np.inf)  # column 0: the frame's own mouth
+        if exemplars:
+            unary[:, 1:] = _costs(np.array([_vector(t) for t, _ in steps]),
+                                  np.array([_vector(e.shape) for e in exemplars]))
+        for k, (wanted, mouth) in enumerate(steps):
+            if mouth is not None:
+                unary[k, 0] = wanted.cost(mouth)
+        start = np.full(unary.shape[1], SWITCH_COST)
+        if self._previous is OWN:
+            start[0] = 0.0
+        elif self._previous is not None:
+            start[1 + next((i for i, e in enumerate(exemplars) if e is self._previous), -1)] = 0.0
+        best = _first_of_cheapest_path(unary, start)
+        chosen = None if best == 0 else exemplars[best - 1]
+        self._previous = OWN if chosen is None else chosen
+        return chosen
+
+
+def _vector(shape: MouthShape) -> tuple[float, float, float]:
+    return shape.gap / GAP_SCALE, shape.width / WIDTH_SCALE, shape.yaw / YAW_SCALE
+
+
+def _costs(targets: np.ndarray, shapes: np.ndarray) -> np.ndarray:
+    """(steps, exemplars) `MouthShape.cost` of each target against each exemplar's shape."""
+    return ((targets[:, None, :] - shapes[None, :, :]) ** 2).sum(-1)
+
+
+def _first_of_cheapest_path(unary: np.ndarray, start: np.ndarray) -> int:
+    """Viterbi over states that cost `unary[step, state]`, SWITCH_COST to change and `start` to
+    begin in: the state the cheapest path starts in (ties: the lowest state)."""
+    total = start + unary[0]
+    back = []
+    for row in unary[1:]:
+        stay, switch = total, total.min() + SWITCH_COST
+        back.append(np.where(stay <= switch, np.arange(len(total)), int(np.argmin(total))))
+        total = np.minimum(stay, switch) + row
+    state = int(np.argmin(total))
+    for pointers in reversed(back):
+        state = int(pointers[state])
+    return state
 
 
 def paste(roi: np.ndarray, origin: tuple[int, int], exemplar: Exemplar, target: np.ndarray,
