@@ -106,10 +106,48 @@ def batches(server) -> list[dict]:
     return httpx.get(f"{server.url}/api/batches", timeout=10).json()
 
 
+def progress(server, batch_id: str) -> dict:
+    return httpx.get(f"{server.url}/api/progress/{batch_id}", timeout=10).json()
+
+
+def cancel_one_file(page, server, batch_id: str, target: dict) -> None:
+    """Pick `target` (a waiting item) on the panel's radio and cancel it alone: it ends cancelled
+    while the batch still runs, and the batch then makes one more file."""
+    done = sum(i["status"] == "done" for i in progress(server, batch_id)["items"])
+    choice = page.locator("#hg-item-pick label", has_text=target["name"])
+    choice.click()
+    page.wait_for_function("n => [...document.querySelectorAll('#hg-item-pick input')]"
+                           ".some(e => e.checked && e.parentElement.textContent.includes(n))", arg=target["name"],
+                           timeout=10_000)
+    page.wait_for_timeout(300)  # the pick reaches the server before the button's click does
+    page.click("#hg-item-cancel")
+    deadline = time.monotonic() + 30
+    while (snap := progress(server, batch_id))["items"][target["index"]]["status"] != "cancelled":
+        assert time.monotonic() < deadline, snap["items"]
+        time.sleep(0.2)
+    assert snap["status"] == "processing", snap["status"]  # the others go on
+    page.wait_for_selector("#hg-items tr[data-status=cancelled]", timeout=30_000)
+    deadline = time.monotonic() + WAIT_S
+    while sum(i["status"] == "done" for i in (snap := progress(server, batch_id))["items"]) <= done:
+        assert time.monotonic() < deadline and snap["status"] == "processing", snap["items"]
+        time.sleep(0.2)
+
+
+PAGE_WORDS = """() => {  // what innerText shows, and the words that visible elements carry
+    const attributes = ['title', 'placeholder', 'aria-label', 'alt'];
+    const words = [document.body.innerText];
+    for (const e of document.querySelectorAll(attributes.map(a => `[${a}]`).join(','))) {
+        if (!e.checkVisibility()) continue;
+        for (const a of attributes) { const v = e.getAttribute(a); if (v) words.push(v); }
+    }
+    return words.join('\\n'); }"""
+
+
 def foreign_words(page, locale: str, names: set[str]) -> list[str]:
     """Words of the other language in the rendered page's text (what innerText shows: closed
-    folds and hidden tabs aside), file names and NEUTRAL words apart."""
-    text = page.evaluate("() => document.body.innerText")
+    folds and hidden tabs aside) and in the title, placeholder, aria-label and alt of its visible
+    elements (a tooltip, what a screen reader says), file names and NEUTRAL words apart."""
+    text = page.evaluate(PAGE_WORDS)
     for name in sorted(names, key=len, reverse=True):
         text = text.replace(name, " ")
     if locale.startswith("zh"):
@@ -237,12 +275,19 @@ def test_the_daily_path(browser, server, inputs, locale):
     assert rate(page) >= seen
     assert page.query_selector("#hg-start") and page.is_enabled("#hg-start")
 
-    # Cancel it while it runs, then retry: the cancelled files are made after all.
+    # Cancel one waiting file of it: that file alone ends cancelled, the batch goes on.
+    waiting = [i for i in progress(server, second)["items"] if i["status"] == "pending"]
+    if status(page) == "processing" and waiting:
+        cancel_one_file(page, server, second, waiting[-1])
+        assert foreign_words(page, locale, names) == []  # its toast too
+        page.screenshot(path=str(ARTIFACTS / f"file_cancelled_{locale}.png"), full_page=True)
+
+    # Cancel the rest while it runs, then retry: the cancelled files are made after all.
     if status(page) == "processing":
         page.click("#hg-cancel")
         wait_status(page, ENDED, timeout=60, batch=second)
-    snap = httpx.get(f"{server.url}/api/progress/{second}", timeout=10).json()
-    retried = snap["status"] == "cancelled"
+    snap = progress(server, second)
+    retried = snap["cancelled_count"] > 0
     if retried:
         cancelled = snap["cancelled_count"]
         assert cancelled >= 1
