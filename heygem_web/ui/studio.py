@@ -16,6 +16,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -48,7 +49,13 @@ HISTORY_LIMIT = 200
 QUEUE_POLL_S = 0.05  # how often the idle Gradio queue looks for work (its default: every 1 ms)
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "studio"  # make_studio_examples.py
 TABS = ("batch", "single", "localise", "history")
+EXAMPLE_IDS = {"batch": "hg-examples-many", "single": "hg-examples-one", "localise": "hg-examples-localise"}
 HISTORY_STATUSES = ("processing", "queued", "completed", "completed_with_errors", "failed", "cancelled")
+# The history's date filter: any date, since midnight, so many days back. Not "all": a value that is
+# also a key of the page's gr.I18n words is sent back translated (全部) and refused.
+HISTORY_PERIODS = ("any", "today", "7d", "30d")
+HISTORY_PERIOD_DAYS = {"7d": 7, "30d": 30}
+DAY_S = 86400
 PICKER_SIDE = 960  # px: the long side of the frame the face is clicked on
 MARK = (255, 60, 60)  # RGB of the ring on the chosen face
 HIDDEN = "hidden"  # show_progress for every event: the panel is the one progress view
@@ -200,17 +207,24 @@ def _engine_labels(settings: Settings) -> Callable:
     return labels
 
 
-def _examples(audio: gr.components.Component, videos: gr.components.Component, many: bool,
+def _examples(tab: str, audio: gr.components.Component, videos: gr.components.Component,
               late: LateLabels) -> None:
-    """One-click inputs from examples/studio (made by examples/make_studio_examples.py)."""
-    speech, clips = EXAMPLES / "speech.wav", sorted(EXAMPLES.glob("presenter_*.mp4"))
-    if not speech.exists() or not clips:
+    """One-click inputs from examples/studio (made by examples/make_studio_examples.py): on the
+    batch tab one speech and every presenter, on the single tab one speech and one presenter a
+    row, on the languages tab one presenter and every speech (a version each)."""
+    speeches, clips = sorted(EXAMPLES.glob("speech*.wav")), sorted(EXAMPLES.glob("presenter_*.mp4"))
+    if not speeches or not clips:
         logger.warning("no studio examples in %s: run examples/make_studio_examples.py", EXAMPLES)
         return
-    rows = [[str(speech), [str(c) for c in clips]]] if many else [[str(speech), str(c)] for c in clips]
-    examples = gr.Examples(rows, [audio, videos], label=_("examples"), examples_per_page=4,
-                           elem_id=f"hg-examples-{'many' if many else 'one'}")
-    late.headers(examples.dataset, ("audio", "videos" if many else "video"))
+    speech, names = str(speeches[0]), [str(c) for c in clips]  # speech.wav: the English one
+    if tab == "localise":
+        rows, inputs, heads = [[names[0], [str(s) for s in speeches]]], [videos, audio], ("video", "audios")
+    elif tab == "single":
+        rows, inputs, heads = [[speech, c] for c in names], [audio, videos], ("audio", "video")
+    else:
+        rows, inputs, heads = [[speech, names]], [audio, videos], ("audio", "videos")
+    examples = gr.Examples(rows, inputs, label=_("examples"), examples_per_page=4, elem_id=EXAMPLE_IDS[tab])
+    late.headers(examples.dataset, heads)
     late.again_after(examples.load_input_event)
 
 
@@ -230,7 +244,7 @@ def _batch_tab(late: LateLabels) -> dict[str, gr.components.Component]:
         preview.select(_show_frame, [videos, faces], [picker, shown], show_progress=HIDDEN)
         picker.select(_choose_face, [shown, faces], [faces, picker], show_progress=HIDDEN)
         check = gr.HTML(elem_id="hg-check")
-        _examples(audio, videos, True, late)
+        _examples("batch", audio, videos, late)
         engine, engines = _engine_picker()
         start = gr.Button(_("start"), variant="primary", elem_id="hg-start")
     return {"tab": tab, "audio": audio, "videos": videos, "engine": engine, "engines": engines, "start": start,
@@ -245,7 +259,7 @@ def _single_tab(late: LateLabels) -> dict[str, gr.components.Component]:
             videos = gr.File(file_count="single", file_types=["video", "image"], label="", elem_id="hg-single-video")
             late.label(videos, "video")
         check = gr.HTML(elem_id="hg-single-check")
-        _examples(audio, videos, False, late)
+        _examples("single", audio, videos, late)
         engine, engines = _engine_picker()
         start = gr.Button(_("start_single"), variant="primary", elem_id="hg-single-start")
     return {"tab": tab, "audio": audio, "videos": videos, "engine": engine, "engines": engines, "start": start,
@@ -257,8 +271,9 @@ def _localise_tab(late: LateLabels) -> dict[str, gr.components.Component]:
         with gr.Row():
             videos = gr.File(file_count="single", file_types=["video", "image"], label="", elem_id="hg-localise-video")
             late.label(videos, "video")
-            audio = gr.File(file_count="multiple", file_types=["audio"], label=_("audios"))
+            audio = gr.File(file_count="multiple", file_types=["audio"], label=_("audios"), elem_id="hg-localise-audios")
         check = gr.HTML(elem_id="hg-localise-check")
+        _examples("localise", audio, videos, late)
         engine, engines = _engine_picker()
         start = gr.Button(_("start"), variant="primary", elem_id="hg-localise-start")
     return {"tab": tab, "audio": audio, "videos": videos, "engine": engine, "engines": engines, "start": start,
@@ -316,11 +331,12 @@ def _history_tab() -> dict[str, gr.components.Component]:
     with gr.Tab(_("tab_history"), elem_id="hg-tab-history") as tab:
         with gr.Row():
             search = gr.Textbox(label=_("search"), elem_id="hg-history-search")
+            period = gr.Dropdown([("", "any")], value="any", label=_("period"), elem_id="hg-history-period")
             status = gr.Dropdown([("", "")], value="", label=_("filter"), elem_id="hg-history-filter")
         table = gr.Dataframe(interactive=False, wrap=True, label=_("tab_history"), show_label=False,
                              elem_id="hg-history")
         ids = gr.State([])  # the batch id of each row shown
-    return {"tab": tab, "search": search, "status": status, "table": table, "ids": ids}
+    return {"tab": tab, "search": search, "status": status, "period": period, "table": table, "ids": ids}
 
 
 def _preview(value) -> dict:
@@ -617,15 +633,15 @@ def _cancel_one(get_runtime: RuntimeGetter) -> Callable:
 
 def _wire_history(get_runtime: RuntimeGetter, parts: dict, views: gr.State, tab: gr.State, refresh: Callable,
                   tick_inputs: list, panels: list, demo: gr.Blocks) -> None:
-    """The history table loads with the page and on opening the tab, filters as one types, and
-    a clicked row opens that batch on the panel below."""
+    """The history table loads with the page and on opening the tab, filters as one types or
+    picks a status or a period, and a clicked row opens that batch on the panel below."""
     lister = _history(get_runtime)
-    inputs = [parts["search"], parts["status"]]
-    outputs = [parts["table"], parts["ids"], parts["status"]]
+    inputs = [parts["search"], parts["status"], parts["period"]]
+    outputs = [parts["table"], parts["ids"], parts["status"], parts["period"]]
     demo.load(lister, inputs, outputs, show_progress=HIDDEN)
     parts["tab"].select(lister, inputs, outputs, show_progress=HIDDEN)
-    parts["search"].change(lister, inputs, outputs, show_progress=HIDDEN)
-    parts["status"].change(lister, inputs, outputs, show_progress=HIDDEN)
+    for name in ("search", "status", "period"):
+        parts[name].change(lister, inputs, outputs, show_progress=HIDDEN)
     parts["table"].select(_open_row, [parts["ids"], views], [views, tab], show_progress=HIDDEN).then(
         refresh, tick_inputs, panels, show_progress=HIDDEN)
 
@@ -636,25 +652,62 @@ def _open_row(ids: list[str], views: dict, evt: gr.SelectData) -> list:
     return [{**views, "history": batch_id or views.get("history", "")}, "history"]
 
 
+def period_start(period: str, now: float) -> float | None:
+    """The earliest creation time (unix s) that the history's period keeps: today's local
+    midnight, or so many days back from `now`; None for any time."""
+    if period == "today":
+        day = time.localtime(now)
+        return time.mktime((day.tm_year, day.tm_mon, day.tm_mday, 0, 0, 0, 0, 0, -1))
+    days = HISTORY_PERIOD_DAYS.get(period)
+    return now - days * DAY_S if days else None
+
+
+@dataclass(frozen=True)
+class HistoryFilter:
+    """What the history table keeps: a part of a file name, a batch status ("" any), a period
+    (one of HISTORY_PERIODS)."""
+
+    search: str = ""
+    status: str = ""
+    period: str = "any"
+
+    def keeps(self, batch: Batch, now: float) -> bool:
+        wanted, since = self.search.strip().lower(), period_start(self.period, now)
+        if self.status and batch.status.value != self.status:
+            return False
+        if since is not None and batch.created_at < since:
+            return False
+        return not wanted or any(wanted in i.name.lower() for i in batch.items)
+
+
+def history_rows(batches: list[Batch], lang: str, wanted: HistoryFilter,
+                 now: float) -> tuple[list[list[str]], list[str]]:
+    """The history table's rows (created, status, done of all, the first file names) of the
+    batches `wanted` keeps, and each row's batch id."""
+    rows, ids = [], []
+    for b in batches:
+        if not wanted.keeps(b, now):
+            continue
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(b.created_at))
+        names = ", ".join(i.name for i in b.items[:3]) + ("…" if len(b.items) > 3 else "")
+        done = sum(i.status is ItemStatus.DONE for i in b.items)
+        rows.append([when, status_word(lang, b.status.value), f"{done}/{len(b.items)}", names])
+        ids.append(b.batch_id)
+    return rows, ids
+
+
 def _history(get_runtime: RuntimeGetter) -> Callable:
-    def history(search: str, status: str, request: gr.Request) -> list:
+    def history(search: str, status: str, period: str, request: gr.Request) -> list:
         import pandas as pd
 
         lang = _lang(request)
-        wanted = (search or "").strip().lower()
-        rows, ids = [], []
-        for b in get_runtime().service.history(_user(request), limit=HISTORY_LIMIT):
-            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(b.created_at))
-            names = ", ".join(i.name for i in b.items[:3]) + ("…" if len(b.items) > 3 else "")
-            if status and b.status.value != status:
-                continue
-            if wanted and wanted not in when and not any(wanted in i.name.lower() for i in b.items):
-                continue
-            done = sum(i.status is ItemStatus.DONE for i in b.items)
-            rows.append([when, status_word(lang, b.status.value), f"{done}/{len(b.items)}", names])
-            ids.append(b.batch_id)
+        batches = get_runtime().service.history(_user(request), limit=HISTORY_LIMIT)
+        rows, ids = history_rows(batches, lang, HistoryFilter(search or "", status or "", period or "any"),
+                                 time.time())
         columns = [t(lang, k) for k in ("created", "status", "items", "file")]
-        choices = [(t(lang, "all"), ""), *[(status_word(lang, s), s) for s in HISTORY_STATUSES]]
-        return [pd.DataFrame(rows, columns=columns), ids, gr.update(choices=choices)]
+        statuses = [(t(lang, "all"), ""), *[(status_word(lang, s), s) for s in HISTORY_STATUSES]]
+        periods = [(t(lang, f"period_{p}"), p) for p in HISTORY_PERIODS]
+        return [pd.DataFrame(rows, columns=columns), ids, gr.update(choices=statuses),
+                gr.update(choices=periods)]
 
     return history

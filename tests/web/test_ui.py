@@ -256,7 +256,7 @@ GRADIO_SAID = ["Upload file", "Record audio", "Click to upload or drop files", "
                "Close", "Thumbnail 1 of 12", "detailed view of selected image", "Adjust volume",
                "Adjust playback speed to 1.5x", "Skip backwards by 0.12682315 seconds",
                "Skip forward by 0.12682315 seconds", "Reset audio", "undo", "Trim audio to selection",
-               "common.upload", "Table actions", "Copy table data", "Fullscreen", "Dataframe"]
+               "common.upload", "Table actions", "Select column", "Select row", "Copy table data", "Fullscreen", "Dataframe"]
 
 
 def test_gradios_own_english_tooltips_are_rewritten_in_the_pages_language() -> None:
@@ -271,3 +271,42 @@ def test_gradios_own_english_tooltips_are_rewritten_in_the_pages_language() -> N
     assert gradio_attribute("zh", "presenter_a.mp4") == "presenter_a.mp4"  # anything else is left as it is
     script = head()
     assert all(json.dumps(pattern) in script for pattern, _ in GRADIO_ATTRIBUTES["zh"])
+
+
+def test_the_history_filters_by_date_status_and_file_name() -> None:
+    """Batches made an hour, three days, twenty days and sixty days before a noon: today keeps the
+    first, the last 7 days two, the last 30 days three, any date all; the other filters combine."""
+    import time
+
+    from heygem_core.jobs.models import BatchStatus, ItemStatus
+    from tests.jobs.batches import make_batch, set_status
+
+    day = time.localtime()
+    noon = time.mktime((day.tm_year, day.tm_mon, day.tm_mday, 12, 0, 0, 0, 0, -1))
+    ages = {"h": 3600, "d3": 3 * 86400, "d20": 20 * 86400, "d60": 60 * 86400}
+    batches = [make_batch(key, 2, created_at=noon - age) for key, age in ages.items()]
+    for i in batches[1].items:
+        set_status(i, ItemStatus.DONE)
+    batches[1].items[1].name = "王老师.mp4"
+    batches[1].status = BatchStatus.COMPLETED
+
+    def ids(**wanted) -> list[str]:
+        return ui.history_rows(batches, "zh", ui.HistoryFilter(**wanted), noon)[1]
+
+    assert ids(period="today") == ["h"] and ids(period="7d") == ["h", "d3"]
+    assert ids(period="30d") == ["h", "d3", "d20"] and ids(period="any") == list(ages) == ids()
+    assert ids(period="7d", status="completed") == ["d3"] and ids(period="today", status="completed") == []
+    assert ids(search="王老师") == ["d3"] and ids(search=" TEACHER_01 ", period="30d") == ["h", "d20"]
+    rows, _ = ui.history_rows(batches, "en", ui.HistoryFilter(period="7d"), noon)
+    assert rows[1][1:] == ["Done", "2/2", "teacher_00.mp4, 王老师.mp4"]
+    assert rows[1][0] == time.strftime("%Y-%m-%d %H:%M", time.localtime(noon - 3 * 86400))
+    assert ui.period_start("today", noon) == noon - 12 * 3600 and ui.period_start("any", noon) is None
+
+
+def test_every_making_tab_has_its_examples_the_languages_tab_one_video_and_every_speech() -> None:
+    demo = ui.build_ui(lambda: None, get_settings())
+    samples = {b.elem_id: b.samples for b in demo.blocks.values() if b.elem_id in ui.EXAMPLE_IDS.values()}
+    ids = ui.EXAMPLE_IDS
+    assert samples[ids["localise"]] == [["presenter_a.mp4", "speech.wav, speech_zh.wav"]]  # as the table shows them
+    assert samples[ids["batch"]] == [["speech.wav", "presenter_a.mp4, presenter_b.mp4"]]
+    assert samples[ids["single"]] == [["speech.wav", "presenter_a.mp4"], ["speech.wav", "presenter_b.mp4"]]
