@@ -410,6 +410,23 @@ def test_a_phone_shows_the_reasons_and_every_tab(browser, server, inputs, locale
             time.sleep(0.25)
 
 
+@pytest.mark.parametrize("locale", ["zh-CN", "en-US"])
+def test_the_languages_tab_has_an_example_of_one_video_and_two_speeches(browser, server, inputs, locale):
+    page = open_page(browser, server, locale)
+    try:
+        page.click("#hg-tab-localise-button")
+        page.click("#hg-examples-localise tr.tr-body")
+        page.wait_for_selector("#hg-localise-video :text('presenter_a')", timeout=30_000)
+        page.wait_for_selector("#hg-localise-audios :text('speech_zh')", timeout=30_000)
+        # the check before queueing: the video and both speeches can be made
+        page.wait_for_function("() => document.querySelectorAll('#hg-localise-check tr[data-ok=\"true\"]').length == 3",
+                               timeout=WAIT_S * 1000)
+        assert foreign_words(page, locale, file_names(inputs)) == []
+        page.screenshot(path=str(ARTIFACTS / f"languages_example_{locale}.png"), full_page=True)
+    finally:
+        close(page)
+
+
 def test_lost_connection_keeps_the_panel_and_says_so(browser, tmp_path):
     srv = Server(tmp_path / "workspace").start()
     try:
