@@ -108,7 +108,8 @@ HEAD = """
   }
   function own(node){
     if(node.nodeType !== 1) return;
-    var all = [node].concat(Array.from(node.querySelectorAll(attributes.map(function(a){ return '[' + a + ']'; }).join(','))));
+    var selector = attributes.map(function(a){ return '[' + a + ']'; }).join(',');
+    var all = [node].concat(Array.from(node.querySelectorAll(selector)));
     all.forEach(function(el){ attributes.forEach(function(a){ say(el, a); }); });
   }
   function changed(records){

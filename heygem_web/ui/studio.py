@@ -271,7 +271,8 @@ def _localise_tab(late: LateLabels) -> dict[str, gr.components.Component]:
         with gr.Row():
             videos = gr.File(file_count="single", file_types=["video", "image"], label="", elem_id="hg-localise-video")
             late.label(videos, "video")
-            audio = gr.File(file_count="multiple", file_types=["audio"], label=_("audios"), elem_id="hg-localise-audios")
+            audio = gr.File(file_count="multiple", file_types=["audio"], label=_("audios"),
+                            elem_id="hg-localise-audios")
         check = gr.HTML(elem_id="hg-localise-check")
         _examples("localise", audio, videos, late)
         engine, engines = _engine_picker()

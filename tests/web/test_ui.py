@@ -256,7 +256,8 @@ GRADIO_SAID = ["Upload file", "Record audio", "Click to upload or drop files", "
                "Close", "Thumbnail 1 of 12", "detailed view of selected image", "Adjust volume",
                "Adjust playback speed to 1.5x", "Skip backwards by 0.12682315 seconds",
                "Skip forward by 0.12682315 seconds", "Reset audio", "undo", "Trim audio to selection",
-               "common.upload", "Table actions", "Select column", "Select row", "Copy table data", "Fullscreen", "Dataframe"]
+               "common.upload", "Table actions", "Select column", "Select row", "Copy table data", "Fullscreen",
+               "Dataframe"]
 
 
 def test_gradios_own_english_tooltips_are_rewritten_in_the_pages_language() -> None:
