@@ -1,14 +1,15 @@
 """The page's own style and script: the panels' CSS; the banner shown while the server does not
 answer (or answers that Redis is unreachable), in the browser's language, the panels keeping their
 last state meanwhile; the toasts' headings in that language (Gradio writes its type, "Error",
-"Info", in English whatever the locale and the title asked for); and the live log that follows
+"Info", in English whatever the locale and the title asked for) and its buttons' tooltips and
+screen-reader labels in that language (its frontend writes some in English only); and the live log that follows
 its end unless scrolled up."""
 
 from __future__ import annotations
 
 import json
 
-from heygem_web.ui.text import t
+from heygem_web.ui.text import GRADIO_ATTRIBUTES, t
 
 CSS = """
 .hg-bar{height:18px;background:#e5e7eb;border-radius:9px;overflow:hidden;margin:6px 0}
@@ -54,13 +55,16 @@ CSS = """
 
 
 TOAST_KINDS = ("error", "warning", "info", "success")
+WORDY_ATTRIBUTES = ("title", "aria-label", "placeholder", "alt")  # what a tooltip or a screen reader says
 
 
 def head() -> str:
     """The script in the page's <head>: the offline banner and the log that follows its end."""
     words = {lang: {"offline": t(lang, "offline"), "redis": t(lang, "offline_redis"),
-                    "toast": {kind: t(lang, f"toast_{kind}") for kind in TOAST_KINDS}} for lang in ("zh", "en")}
-    return HEAD.replace("__WORDS__", json.dumps(words, ensure_ascii=False))
+                    "toast": {kind: t(lang, f"toast_{kind}") for kind in TOAST_KINDS},
+                    "gradio": GRADIO_ATTRIBUTES[lang]} for lang in ("zh", "en")}
+    return HEAD.replace("__WORDS__", json.dumps(words, ensure_ascii=False)).replace(
+        "__ATTRIBUTES__", json.dumps(WORDY_ATTRIBUTES))
 
 
 HEAD = """
@@ -96,7 +100,29 @@ HEAD = """
         text.nodeValue = words[lang].toast[kind] + ' ';
     });
   }
-  new MutationObserver(toasts).observe(document.documentElement, {childList:true, subtree:true});
+  var attributes = __ATTRIBUTES__;
+  var gradio = words[lang].gradio.map(function(rule){ return [new RegExp(rule[0]), rule[1]]; });
+  function say(el, name){
+    var v = el.getAttribute(name), rule = v && gradio.find(function(r){ return r[0].test(v); });
+    if(rule) el.setAttribute(name, v.replace(rule[0], rule[1]));
+  }
+  function own(node){
+    if(node.nodeType !== 1) return;
+    var selector = attributes.map(function(a){ return '[' + a + ']'; }).join(',');
+    var all = [node].concat(Array.from(node.querySelectorAll(selector)));
+    all.forEach(function(el){ attributes.forEach(function(a){ say(el, a); }); });
+  }
+  function changed(records){
+    toasts();
+    records.forEach(function(r){
+      if(r.type === 'attributes') say(r.target, r.attributeName);
+      else r.addedNodes.forEach(own);
+    });
+  }
+  var watch = {childList:true, subtree:true};
+  if(gradio.length){ watch.attributes = true; watch.attributeFilter = attributes; }
+  new MutationObserver(changed).observe(document.documentElement, watch);
+  if(document.body) own(document.body);
   setInterval(ping, 2000);
   setInterval(follow, 500);
 })();

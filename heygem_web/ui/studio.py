@@ -16,6 +16,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -48,7 +49,13 @@ HISTORY_LIMIT = 200
 QUEUE_POLL_S = 0.05  # how often the idle Gradio queue looks for work (its default: every 1 ms)
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "studio"  # make_studio_examples.py
 TABS = ("batch", "single", "localise", "history")
+EXAMPLE_IDS = {"batch": "hg-examples-many", "single": "hg-examples-one", "localise": "hg-examples-localise"}
 HISTORY_STATUSES = ("processing", "queued", "completed", "completed_with_errors", "failed", "cancelled")
+# The history's date filter: any date, since midnight, so many days back. Not "all": a value that is
+# also a key of the page's gr.I18n words is sent back translated (全部) and refused.
+HISTORY_PERIODS = ("any", "today", "7d", "30d")
+HISTORY_PERIOD_DAYS = {"7d": 7, "30d": 30}
+DAY_S = 86400
 PICKER_SIDE = 960  # px: the long side of the frame the face is clicked on
 MARK = (255, 60, 60)  # RGB of the ring on the chosen face
 HIDDEN = "hidden"  # show_progress for every event: the panel is the one progress view
@@ -60,17 +67,30 @@ RuntimeGetter = Callable[[], Runtime]
 
 
 class LateLabels:
-    """Labels that gr.I18n leaves untranslated in this Gradio (gr.Audio's, gr.Examples' column
-    heads): collected while the page is built, set in the browser's language when it loads."""
+    """Labels that gr.I18n leaves untranslated in this Gradio (gr.Audio's, a one-file gr.File's,
+    gr.Examples' column heads): collected while the page is built, set in the browser's language
+    when it loads, and again after an example is clicked (gr.Examples puts back the props a
+    component was made with)."""
 
     def __init__(self) -> None:
         self.updates: list[tuple[gr.components.Component, Callable[[str], dict]]] = []
+        self.resets: list = []  # the events after which they are set again
 
     def label(self, component: gr.components.Component, key: str) -> None:
         self.updates.append((component, lambda lang: gr.update(label=t(lang, key))))
 
     def headers(self, dataset: gr.components.Component, keys: tuple[str, ...]) -> None:
         self.updates.append((dataset, lambda lang: gr.update(headers=[t(lang, k) for k in keys])))
+
+    def again_after(self, event) -> None:
+        self.resets.append(event)
+
+    def wire(self, demo: gr.Blocks) -> None:
+        """Set them when the page loads and after each event that puts them back."""
+        outputs = self.components()
+        demo.load(self.handler(), None, outputs, show_progress=HIDDEN)
+        for event in self.resets:
+            event.then(self.handler(), None, outputs, show_progress=HIDDEN)
 
     def components(self) -> list[gr.components.Component]:
         return [component for component, _ in self.updates]
@@ -94,7 +114,7 @@ def build_ui(get_runtime: RuntimeGetter, settings: Settings) -> gr.Blocks:
         shown_results = gr.State("")
         gr.Markdown(_("title"))
         with gr.Tabs():
-            tabs = {"batch": _batch_tab(late), "single": _single_tab(late), "localise": _localise_tab(),
+            tabs = {"batch": _batch_tab(late), "single": _single_tab(late), "localise": _localise_tab(late),
                     "history": _history_tab()}
         queue = gr.HTML(elem_id="hg-queue")
         line = _line_controls()
@@ -102,28 +122,26 @@ def build_ui(get_runtime: RuntimeGetter, settings: Settings) -> gr.Blocks:
         with gr.Row():
             cancel = gr.Button(_("cancel"), variant="secondary", interactive=False, elem_id="hg-cancel")
             retry = gr.Button(_("retry"), interactive=False, elem_id="hg-retry")
-        with gr.Row():
-            one = gr.Dropdown([("", -1)], value=-1, label=_("cancel_pick"), interactive=False, scale=3,
-                              elem_id="hg-item-pick")
-            cancel_one = gr.Button(_("cancel_one"), size="sm", interactive=False, elem_id="hg-item-cancel")
+        one, cancel_one, picked, offered = _item_controls()
         table = gr.HTML(elem_id="hg-table")
         results = gr.HTML(elem_id="hg-results")
         with gr.Accordion(_("system"), open=False):
             system = gr.HTML(elem_id="hg-system")
         with gr.Accordion(_("log"), open=False):
-            log = gr.Textbox(lines=12, max_lines=12, show_label=False, elem_id="hg-log", autoscroll=True)
+            log = gr.Textbox(lines=12, max_lines=12, label=_("log"), show_label=False, elem_id="hg-log",
+                             autoscroll=True)
         timer = gr.Timer(TICK_S)
 
         refresh = _refresher(get_runtime)
         panels = [views, panel, table, results, shown_results, system, log, cancel, retry, queue,
-                  line["pause"], line["resume"], line["pick"], line["front"], one, cancel_one]
-        tick_inputs = [views, tab, shown_results]
+                  line["pause"], line["resume"], line["pick"], line["front"], one, cancel_one, offered]
+        tick_inputs = [views, tab, shown_results, offered]
         timer.tick(refresh, tick_inputs, panels, show_progress=HIDDEN)
         demo.load(refresh, tick_inputs, panels, show_progress=HIDDEN)
         engine_outputs = [out for key in ("batch", "single", "localise") for out in (tabs[key]["engine"],
                                                                                     tabs[key]["engines"])]
         demo.load(_engine_labels(settings), None, engine_outputs, show_progress=HIDDEN)
-        demo.load(late.handler(), None, late.components(), show_progress=HIDDEN)
+        late.wire(demo)
         for key, mode in (("batch", BatchMode.ONE_AUDIO), ("single", BatchMode.ONE_AUDIO),
                           ("localise", BatchMode.ONE_VIDEO)):
             parts = tabs[key]
@@ -150,7 +168,8 @@ def build_ui(get_runtime: RuntimeGetter, settings: Settings) -> gr.Blocks:
                 refresh, tick_inputs, panels, show_progress=HIDDEN)
         line["front"].click(_front_action(get_runtime), [line["pick"]], [], show_progress=HIDDEN).then(
             refresh, tick_inputs, panels, show_progress=HIDDEN)
-        cancel_one.click(_cancel_one(get_runtime), [views, tab, one], [], show_progress=HIDDEN).then(
+        one.input(lambda value: value, one, picked, show_progress=HIDDEN)
+        cancel_one.click(_cancel_one(get_runtime), [picked], [picked, one], show_progress=HIDDEN).then(
             refresh, tick_inputs, panels, show_progress=HIDDEN)
         _wire_history(get_runtime, tabs["history"], views, tab, refresh, tick_inputs, panels, demo)
     _calm_queue(demo)
@@ -188,17 +207,25 @@ def _engine_labels(settings: Settings) -> Callable:
     return labels
 
 
-def _examples(audio: gr.components.Component, videos: gr.components.Component, many: bool,
+def _examples(tab: str, audio: gr.components.Component, videos: gr.components.Component,
               late: LateLabels) -> None:
-    """One-click inputs from examples/studio (made by examples/make_studio_examples.py)."""
-    speech, clips = EXAMPLES / "speech.wav", sorted(EXAMPLES.glob("presenter_*.mp4"))
-    if not speech.exists() or not clips:
+    """One-click inputs from examples/studio (made by examples/make_studio_examples.py): on the
+    batch tab one speech and every presenter, on the single tab one speech and one presenter a
+    row, on the languages tab one presenter and every speech (a version each)."""
+    speeches, clips = sorted(EXAMPLES.glob("speech*.wav")), sorted(EXAMPLES.glob("presenter_*.mp4"))
+    if not speeches or not clips:
         logger.warning("no studio examples in %s: run examples/make_studio_examples.py", EXAMPLES)
         return
-    rows = [[str(speech), [str(c) for c in clips]]] if many else [[str(speech), str(c)] for c in clips]
-    examples = gr.Examples(rows, [audio, videos], label=_("examples"), examples_per_page=4,
-                           elem_id=f"hg-examples-{'many' if many else 'one'}")
-    late.headers(examples.dataset, ("audio", "videos" if many else "video"))
+    speech, names = str(speeches[0]), [str(c) for c in clips]  # speech.wav: the English one
+    if tab == "localise":
+        rows, inputs, heads = [[names[0], [str(s) for s in speeches]]], [videos, audio], ("video", "audios")
+    elif tab == "single":
+        rows, inputs, heads = [[speech, c] for c in names], [audio, videos], ("audio", "video")
+    else:
+        rows, inputs, heads = [[speech, names]], [audio, videos], ("audio", "videos")
+    examples = gr.Examples(rows, inputs, label=_("examples"), examples_per_page=4, elem_id=EXAMPLE_IDS[tab])
+    late.headers(examples.dataset, heads)
+    late.again_after(examples.load_input_event)
 
 
 def _batch_tab(late: LateLabels) -> dict[str, gr.components.Component]:
@@ -217,7 +244,7 @@ def _batch_tab(late: LateLabels) -> dict[str, gr.components.Component]:
         preview.select(_show_frame, [videos, faces], [picker, shown], show_progress=HIDDEN)
         picker.select(_choose_face, [shown, faces], [faces, picker], show_progress=HIDDEN)
         check = gr.HTML(elem_id="hg-check")
-        _examples(audio, videos, True, late)
+        _examples("batch", audio, videos, late)
         engine, engines = _engine_picker()
         start = gr.Button(_("start"), variant="primary", elem_id="hg-start")
     return {"tab": tab, "audio": audio, "videos": videos, "engine": engine, "engines": engines, "start": start,
@@ -229,22 +256,25 @@ def _single_tab(late: LateLabels) -> dict[str, gr.components.Component]:
         with gr.Row():
             audio = gr.Audio(type="filepath", label="", elem_id="hg-single-audio")
             late.label(audio, "audio")
-            videos = gr.File(file_count="single", file_types=["video", "image"], label=_("video"),
-                             elem_id="hg-single-video")
+            videos = gr.File(file_count="single", file_types=["video", "image"], label="", elem_id="hg-single-video")
+            late.label(videos, "video")
         check = gr.HTML(elem_id="hg-single-check")
-        _examples(audio, videos, False, late)
+        _examples("single", audio, videos, late)
         engine, engines = _engine_picker()
         start = gr.Button(_("start_single"), variant="primary", elem_id="hg-single-start")
     return {"tab": tab, "audio": audio, "videos": videos, "engine": engine, "engines": engines, "start": start,
             "check": check}
 
 
-def _localise_tab() -> dict[str, gr.components.Component]:
+def _localise_tab(late: LateLabels) -> dict[str, gr.components.Component]:
     with gr.Tab(_("tab_localise"), elem_id="hg-tab-localise") as tab:
         with gr.Row():
-            videos = gr.File(file_count="single", file_types=["video", "image"], label=_("video"))
-            audio = gr.File(file_count="multiple", file_types=["audio"], label=_("audios"))
+            videos = gr.File(file_count="single", file_types=["video", "image"], label="", elem_id="hg-localise-video")
+            late.label(videos, "video")
+            audio = gr.File(file_count="multiple", file_types=["audio"], label=_("audios"),
+                            elem_id="hg-localise-audios")
         check = gr.HTML(elem_id="hg-localise-check")
+        _examples("localise", audio, videos, late)
         engine, engines = _engine_picker()
         start = gr.Button(_("start"), variant="primary", elem_id="hg-localise-start")
     return {"tab": tab, "audio": audio, "videos": videos, "engine": engine, "engines": engines, "start": start,
@@ -261,6 +291,17 @@ def _line_controls() -> dict[str, gr.components.Component]:
                            elem_id="hg-queue-pick")
         front = gr.Button(_("queue_front"), size="sm", interactive=False, elem_id="hg-queue-front")
     return {"pause": pause, "resume": resume, "pick": pick, "front": front}
+
+
+def _item_controls() -> tuple[gr.Radio, gr.Button, gr.State, gr.State]:
+    """Cancel one file of the batch on the panel: a radio of those that can still be cancelled
+    (hidden while none can), the button, the pick ("<batch id>:<index>", kept as clicked: the
+    radio's choices may be redrawn meanwhile) and the [batch id, choices] last sent to the radio
+    (a tick re-sends them only when they change, so a click is never lost to a redraw)."""
+    with gr.Row():
+        one = gr.Radio([], label=_("cancel_pick"), visible=False, scale=3, elem_id="hg-item-pick")
+        cancel_one = gr.Button(_("cancel_one"), size="sm", visible=False, elem_id="hg-item-cancel")
+    return one, cancel_one, gr.State(""), gr.State(None)
 
 
 def _line_action(get_runtime: RuntimeGetter, name: str) -> Callable:
@@ -291,10 +332,12 @@ def _history_tab() -> dict[str, gr.components.Component]:
     with gr.Tab(_("tab_history"), elem_id="hg-tab-history") as tab:
         with gr.Row():
             search = gr.Textbox(label=_("search"), elem_id="hg-history-search")
+            period = gr.Dropdown([("", "any")], value="any", label=_("period"), elem_id="hg-history-period")
             status = gr.Dropdown([("", "")], value="", label=_("filter"), elem_id="hg-history-filter")
-        table = gr.Dataframe(interactive=False, wrap=True, elem_id="hg-history")
+        table = gr.Dataframe(interactive=False, wrap=True, label=_("tab_history"), show_label=False,
+                             elem_id="hg-history")
         ids = gr.State([])  # the batch id of each row shown
-    return {"tab": tab, "search": search, "status": status, "table": table, "ids": ids}
+    return {"tab": tab, "search": search, "status": status, "period": period, "table": table, "ids": ids}
 
 
 def _preview(value) -> dict:
@@ -439,7 +482,7 @@ def _snapshot(runtime: Runtime, batch_id: str | None, user: str | None) -> dict:
 
 def _refresher(get_runtime: RuntimeGetter) -> Callable:
     """Timer tick (and after every action): redraw the queue and the tab's panels from the store."""
-    def refresh(views: dict, tab: str, shown: str, request: gr.Request) -> list:
+    def refresh(views: dict, tab: str, shown: str, offered: list | None, request: gr.Request) -> list:
         runtime, user, lang = get_runtime(), _user(request), _lang(request)
         queued = _queued(runtime, user)
         batch_id = _pick(runtime, user, views, tab, queued)
@@ -454,17 +497,25 @@ def _refresher(get_runtime: RuntimeGetter) -> Callable:
                 "\n".join(_log_lines(runtime, user)),
                 gr.update(interactive=running, variant="stop" if running else "secondary"),
                 gr.update(interactive=again), queue_html(_queue_entries(queued), lang, batch_id, runtime.store.paused()),
-                *_line_updates(runtime, queued, lang), *_item_updates(snap, lang)]
+                *_line_updates(runtime, queued, lang), *_item_updates(snap, lang, offered)]
 
     return refresh
 
 
-def _item_updates(snap: dict, lang: str) -> list:
-    """The files of the batch on the panel that can still be cancelled one by one."""
+def _item_updates(snap: dict, lang: str, offered: list | None) -> list:
+    """The radio of the files of the panel's batch that can still be cancelled one by one, its
+    button, and what was offered; both skipped while the offer is the one last sent."""
+    batch_id = snap.get("batch_id", "") if snap else ""
     open_items = [i for i in (snap.get("items") or []) if i["status"] in ("pending", "processing")] if snap else []
-    choices = [(f'{i["index"] + 1}. {i["name"]} · {status_word(lang, i["status"])}', i["index"]) for i in open_items]
-    return [gr.update(choices=choices or [(t(lang, "cancel_none"), -1)], interactive=bool(choices)),
-            gr.update(interactive=bool(choices))]
+    choices = [[f'{i["index"] + 1}. {i["name"]} · {status_word(lang, i["status"])}', f'{batch_id}:{i["index"]}']
+               for i in open_items]
+    now = [batch_id, choices]
+    if now == offered:
+        return [gr.skip(), gr.skip(), gr.skip()]
+    radio = {"choices": [tuple(c) for c in choices], "visible": bool(choices)}
+    if not offered or offered[0] != batch_id:  # another batch: nothing of it is picked yet
+        radio["value"] = None
+    return [gr.update(**radio), gr.update(visible=bool(choices)), now]
 
 
 def _line_updates(runtime: Runtime, queued: list[Batch], lang: str) -> list:
@@ -558,16 +609,23 @@ def _action(get_runtime: RuntimeGetter, name: str) -> Callable:
 
 
 def _cancel_one(get_runtime: RuntimeGetter) -> Callable:
-    """Cancel the one file picked of the batch on the panel; the rest of it goes on."""
-    def act(views: dict, tab: str, index, request: gr.Request) -> None:
-        batch_id, lang = views.get(tab), _lang(request)
-        if not batch_id or index is None or int(index) < 0:
-            return
+    """Cancel the one file picked ("<batch id>:<index>"); the rest of its batch goes on. Says so,
+    or that none was picked, or that the file had ended meanwhile; the pick is then cleared."""
+    def act(picked: str, request: gr.Request) -> list:
+        lang = _lang(request)
+        batch_id, _, index = (picked or "").partition(":")
+        if not batch_id or not index.isdigit():
+            gr.Warning(t(lang, "cancel_pick_first"), title=t(lang, "toast_warning"))
+            return [gr.skip(), gr.skip()]
         try:
             item = get_runtime().service.cancel_item(batch_id, int(index), _user(request))
         except HeyGemError as e:
             raise gr.Error(html.escape(_message(e, lang)), title=t(lang, "error_title")) from e
-        gr.Info(t(lang, "cancelled_one_toast", s=item.name), title=t(lang, "info_title"))
+        if item.status is ItemStatus.CANCELLED or item.cancel_requested:
+            gr.Info(t(lang, "cancelled_one_toast", s=item.name), title=t(lang, "info_title"))
+        else:
+            gr.Warning(t(lang, "cancel_too_late", s=item.name), title=t(lang, "toast_warning"))
+        return ["", gr.update(value=None)]
 
     return act
 
@@ -576,15 +634,15 @@ def _cancel_one(get_runtime: RuntimeGetter) -> Callable:
 
 def _wire_history(get_runtime: RuntimeGetter, parts: dict, views: gr.State, tab: gr.State, refresh: Callable,
                   tick_inputs: list, panels: list, demo: gr.Blocks) -> None:
-    """The history table loads with the page and on opening the tab, filters as one types, and
-    a clicked row opens that batch on the panel below."""
+    """The history table loads with the page and on opening the tab, filters as one types or
+    picks a status or a period, and a clicked row opens that batch on the panel below."""
     lister = _history(get_runtime)
-    inputs = [parts["search"], parts["status"]]
-    outputs = [parts["table"], parts["ids"], parts["status"]]
+    inputs = [parts["search"], parts["status"], parts["period"]]
+    outputs = [parts["table"], parts["ids"], parts["status"], parts["period"]]
     demo.load(lister, inputs, outputs, show_progress=HIDDEN)
     parts["tab"].select(lister, inputs, outputs, show_progress=HIDDEN)
-    parts["search"].change(lister, inputs, outputs, show_progress=HIDDEN)
-    parts["status"].change(lister, inputs, outputs, show_progress=HIDDEN)
+    for name in ("search", "status", "period"):
+        parts[name].change(lister, inputs, outputs, show_progress=HIDDEN)
     parts["table"].select(_open_row, [parts["ids"], views], [views, tab], show_progress=HIDDEN).then(
         refresh, tick_inputs, panels, show_progress=HIDDEN)
 
@@ -595,25 +653,62 @@ def _open_row(ids: list[str], views: dict, evt: gr.SelectData) -> list:
     return [{**views, "history": batch_id or views.get("history", "")}, "history"]
 
 
+def period_start(period: str, now: float) -> float | None:
+    """The earliest creation time (unix s) that the history's period keeps: today's local
+    midnight, or so many days back from `now`; None for any time."""
+    if period == "today":
+        day = time.localtime(now)
+        return time.mktime((day.tm_year, day.tm_mon, day.tm_mday, 0, 0, 0, 0, 0, -1))
+    days = HISTORY_PERIOD_DAYS.get(period)
+    return now - days * DAY_S if days else None
+
+
+@dataclass(frozen=True)
+class HistoryFilter:
+    """What the history table keeps: a part of a file name, a batch status ("" any), a period
+    (one of HISTORY_PERIODS)."""
+
+    search: str = ""
+    status: str = ""
+    period: str = "any"
+
+    def keeps(self, batch: Batch, now: float) -> bool:
+        wanted, since = self.search.strip().lower(), period_start(self.period, now)
+        if self.status and batch.status.value != self.status:
+            return False
+        if since is not None and batch.created_at < since:
+            return False
+        return not wanted or any(wanted in i.name.lower() for i in batch.items)
+
+
+def history_rows(batches: list[Batch], lang: str, wanted: HistoryFilter,
+                 now: float) -> tuple[list[list[str]], list[str]]:
+    """The history table's rows (created, status, done of all, the first file names) of the
+    batches `wanted` keeps, and each row's batch id."""
+    rows, ids = [], []
+    for b in batches:
+        if not wanted.keeps(b, now):
+            continue
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(b.created_at))
+        names = ", ".join(i.name for i in b.items[:3]) + ("…" if len(b.items) > 3 else "")
+        done = sum(i.status is ItemStatus.DONE for i in b.items)
+        rows.append([when, status_word(lang, b.status.value), f"{done}/{len(b.items)}", names])
+        ids.append(b.batch_id)
+    return rows, ids
+
+
 def _history(get_runtime: RuntimeGetter) -> Callable:
-    def history(search: str, status: str, request: gr.Request) -> list:
+    def history(search: str, status: str, period: str, request: gr.Request) -> list:
         import pandas as pd
 
         lang = _lang(request)
-        wanted = (search or "").strip().lower()
-        rows, ids = [], []
-        for b in get_runtime().service.history(_user(request), limit=HISTORY_LIMIT):
-            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(b.created_at))
-            names = ", ".join(i.name for i in b.items[:3]) + ("…" if len(b.items) > 3 else "")
-            if status and b.status.value != status:
-                continue
-            if wanted and wanted not in when and not any(wanted in i.name.lower() for i in b.items):
-                continue
-            done = sum(i.status is ItemStatus.DONE for i in b.items)
-            rows.append([when, status_word(lang, b.status.value), f"{done}/{len(b.items)}", names])
-            ids.append(b.batch_id)
+        batches = get_runtime().service.history(_user(request), limit=HISTORY_LIMIT)
+        rows, ids = history_rows(batches, lang, HistoryFilter(search or "", status or "", period or "any"),
+                                 time.time())
         columns = [t(lang, k) for k in ("created", "status", "items", "file")]
-        choices = [(t(lang, "all"), ""), *[(status_word(lang, s), s) for s in HISTORY_STATUSES]]
-        return [pd.DataFrame(rows, columns=columns), ids, gr.update(choices=choices)]
+        statuses = [(t(lang, "all"), ""), *[(status_word(lang, s), s) for s in HISTORY_STATUSES]]
+        periods = [(t(lang, f"period_{p}"), p) for p in HISTORY_PERIODS]
+        return [pd.DataFrame(rows, columns=columns), ids, gr.update(choices=statuses),
+                gr.update(choices=periods)]
 
     return history

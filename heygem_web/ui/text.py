@@ -6,6 +6,8 @@ Accept-Language. A Chinese browser gets an all-Chinese page, any other an all-En
 
 from __future__ import annotations
 
+import re
+
 from heygem_core.errors import MESSAGES, ErrorCode
 
 LANGUAGES = ("zh", "en")
@@ -29,7 +31,12 @@ TEXT: dict[str, dict[str, str]] = {
     "start_single": {"zh": "开始生成", "en": "Start"},
     "cancel": {"zh": "取消", "en": "Cancel"},
     "retry": {"zh": "重试失败和取消的文件", "en": "Retry failed and cancelled files"},
-    "search": {"zh": "搜索文件名或日期", "en": "Search file name or date"},
+    "search": {"zh": "搜索文件名", "en": "Search file name"},
+    "period": {"zh": "创建日期", "en": "Created"},
+    "period_any": {"zh": "全部日期", "en": "Any date"},
+    "period_today": {"zh": "今天", "en": "Today"},
+    "period_7d": {"zh": "最近 7 天", "en": "Last 7 days"},
+    "period_30d": {"zh": "最近 30 天", "en": "Last 30 days"},
     "filter": {"zh": "按状态筛选", "en": "Filter by status"},
     "all": {"zh": "全部", "en": "All"},
     "system": {"zh": "系统状态", "en": "System"},
@@ -70,7 +77,8 @@ TEXT: dict[str, dict[str, str]] = {
     "cancelled_toast": {"zh": "已取消", "en": "Cancelled"},
     "cancel_pick": {"zh": "单个文件", "en": "One file"},
     "cancel_one": {"zh": "只取消这个文件", "en": "Cancel this file only"},
-    "cancel_none": {"zh": "没有可取消的文件", "en": "No file to cancel"},
+    "cancel_pick_first": {"zh": "请先在上面选一个文件", "en": "Pick a file above first"},
+    "cancel_too_late": {"zh": "{s} 已经结束,无法再取消", "en": "{s} has already ended: too late to cancel"},
     "cancelled_one_toast": {"zh": "已取消:{s},其余文件继续", "en": "Cancelled: {s}; the other files go on"},
     "error_title": {"zh": "出错了", "en": "Error"},
     "info_title": {"zh": "提示", "en": "Note"},
@@ -124,6 +132,49 @@ TEXT: dict[str, dict[str, str]] = {
     "offline": {"zh": "连接中断,正在重试…", "en": "Connection lost, retrying…"},
     "offline_redis": {"zh": "数据库连接中断,正在重试…", "en": "The job store is unreachable, retrying…"},
 }
+
+# What Gradio's own buttons, players and tables say in their title, aria-label, placeholder or alt:
+# written in English in its frontend whatever the locale (no i18n key behind them, or a key left
+# untranslated), so the page's script rewrites them (`assets.head`): per language, (a JavaScript
+# regular expression matched against the whole value, its replacement with $1 for a group).
+GRADIO_ATTRIBUTES: dict[str, tuple[tuple[str, str], ...]] = {
+    "zh": (
+        (r"^Upload (a )?file$", "上传文件"),
+        (r"^common\.upload$", "上传"),
+        (r"^Record audio$", "录音"),
+        (r"^Click to upload or drop files$", "点击上传或拖放文件"),
+        (r"^Remove this file$", "移除这个文件"),
+        (r"^Download All$", "全部下载"),
+        (r"^Close$", "关闭"),
+        (r"^Thumbnail (\d+) of (\d+)$", "第 $1 张缩略图,共 $2 张"),
+        (r"^detailed view of selected image$", "所选图片的大图"),
+        (r"^Adjust volume$", "调节音量"),
+        (r"^Adjust playback speed to ([\d.]+)x$", "播放速度调到 $1 倍"),
+        (r"^Skip backwards by ([\d.]+) seconds$", "后退 $1 秒"),
+        (r"^Skip forward by ([\d.]+) seconds$", "前进 $1 秒"),
+        (r"^Reset audio$", "还原音频"),
+        (r"^undo$", "撤销"),
+        (r"^Trim audio to selection$", "把音频剪到所选部分"),
+        (r"^Table actions$", "表格操作"),
+        (r"^Select column$", "选择这一列"),
+        (r"^Select row$", "选择这一行"),
+        (r"^Copy table data$", "复制表格数据"),
+        (r"^Copied to clipboard$", "已复制"),
+        (r"^Fullscreen$", "全屏"),
+        (r"^Exit fullscreen$", "退出全屏"),
+        (r"^Dataframe$", "表格"),
+    ),
+    "en": ((r"^common\.upload$", "Upload"),),
+}
+
+
+def gradio_attribute(lang: str, value: str) -> str:
+    """`value` as the page's script rewrites it for `lang` (the same rules, in Python)."""
+    for pattern, replacement in GRADIO_ATTRIBUTES.get(lang, ()):
+        if re.search(pattern, value):
+            return re.sub(pattern, re.sub(r"\$(\d)", r"\\\1", replacement), value)
+    return value
+
 
 # Every status of a batch or an item (and "idle") as the page shows it.
 STATUS_TEXT: dict[str, dict[str, str]] = {

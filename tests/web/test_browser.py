@@ -1,9 +1,11 @@
 """The studio in headless Chromium (Debian's package, driven by Playwright; no browser download).
 
 The daily path, in a zh-CN and an en-US browser: open, try an example, queue a second batch while
-the first runs, watch the one progress view go up to the end, reload mid-run, cancel, retry, open
-the batch from the history by clicking its row, download the ZIP and the manifest; on every step
-no word of the other language on the rendered page (Gradio's own strings and toasts included).
+the first runs, cancel one file of it, watch the one progress view go up to the end, reload mid-run,
+cancel the rest, retry, download the ZIP and the manifest, open the batch from the history by
+clicking its row, keep today's; on every step no word of the other language on the rendered page
+(Gradio's own strings, tooltips, screen-reader labels and toasts included). The languages tab's
+example fills its inputs.
 A 390x844 phone shows the reasons. Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
@@ -106,10 +108,58 @@ def batches(server) -> list[dict]:
     return httpx.get(f"{server.url}/api/batches", timeout=10).json()
 
 
+def progress(server, batch_id: str) -> dict:
+    return httpx.get(f"{server.url}/api/progress/{batch_id}", timeout=10).json()
+
+
+def cancel_one_file(page, server, batch_id: str, target: dict) -> None:
+    """Pick `target` (a waiting item) on the panel's radio and cancel it alone: it ends cancelled
+    while the batch has not ended, and the page lists it so."""
+    choice = page.locator("#hg-item-pick label", has_text=target["name"])
+    choice.click()
+    page.wait_for_function("n => [...document.querySelectorAll('#hg-item-pick input')]"
+                           ".some(e => e.checked && e.parentElement.textContent.includes(n))", arg=target["name"],
+                           timeout=10_000)
+    page.click("#hg-item-cancel")
+    deadline = time.monotonic() + 30
+    while (snap := progress(server, batch_id))["items"][target["index"]]["status"] != "cancelled":
+        assert time.monotonic() < deadline, snap["items"]
+        time.sleep(0.2)
+    assert snap["status"] not in ENDED, snap["items"]  # the others go on
+    page.wait_for_selector("#hg-items tr[data-status=cancelled]", timeout=30_000)
+    page.locator(".toast-body, [data-testid=toast-body]", has_text=target["name"]).first.wait_for(timeout=30_000)
+
+
+def running(server, batch_id: str) -> bool:
+    return any(i["status"] == "processing" for i in progress(server, batch_id)["items"])
+
+
+def one_more_done(server, batch_id: str, done: int) -> None:
+    """Wait until more than `done` files of the batch are made."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        snap = progress(server, batch_id)
+        if sum(i["status"] == "done" for i in snap["items"]) > done:
+            return
+        assert time.monotonic() < deadline and snap["status"] not in ENDED, snap["items"]
+        time.sleep(0.2)
+
+
+PAGE_WORDS = """() => {  // what innerText shows, and the words that visible elements carry
+    const attributes = ['title', 'placeholder', 'aria-label', 'alt'];
+    const words = [document.body.innerText];
+    for (const e of document.querySelectorAll(attributes.map(a => `[${a}]`).join(','))) {
+        if (!e.checkVisibility()) continue;
+        for (const a of attributes) { const v = e.getAttribute(a); if (v) words.push(v); }
+    }
+    return words.join('\\n'); }"""
+
+
 def foreign_words(page, locale: str, names: set[str]) -> list[str]:
     """Words of the other language in the rendered page's text (what innerText shows: closed
-    folds and hidden tabs aside), file names and NEUTRAL words apart."""
-    text = page.evaluate("() => document.body.innerText")
+    folds and hidden tabs aside) and in the title, placeholder, aria-label and alt of its visible
+    elements (a tooltip, what a screen reader says), file names and NEUTRAL words apart."""
+    text = page.evaluate(PAGE_WORDS)
     for name in sorted(names, key=len, reverse=True):
         text = text.replace(name, " ")
     if locale.startswith("zh"):
@@ -118,7 +168,7 @@ def foreign_words(page, locale: str, names: set[str]) -> list[str]:
 
 
 def file_names(inputs: dict[str, Path]) -> set[str]:
-    names = {"presenter_a.mp4", "presenter_b.mp4", "speech.wav", *(p.name for p in inputs.values()),
+    names = {"presenter_a.mp4", "presenter_b.mp4", "speech.wav", "speech_zh.wav", *(p.name for p in inputs.values()),
              *(f"blocker_{locale}{end}" for locale in ("zh-CN", "en-US") for end in (".mp4", "_0.wav", "_1.wav", "_2.wav"))}
     names |= {n.rsplit(".", 1)[0] for n in names} | {".mp4", ".wav", "mp4", "wav"}
     return names | {f"{n.rsplit('.', 1)[0]}_synced.mp4" for n in names}
@@ -221,11 +271,39 @@ def test_the_daily_path(browser, server, inputs, locale):
         assert shown_batch(page) == first and status(page) == "queued"
     else:  # the blocker ended meanwhile (a fast machine): the first runs
         assert order[-1] == second
+    # Cancel one waiting file of it: that file alone ends cancelled, the batch goes on. The line is
+    # paused as soon as the batch starts (its running file finishes, no new one starts): a file here
+    # takes a second or so, and the file picked must still be waiting when the click lands.
+    deadline = time.monotonic() + WAIT_S
+    while progress(server, second)["items"][0]["status"] == "pending":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    page.click("#hg-queue-pause")
+    page.wait_for_selector("#hg-queue-resume", state="visible", timeout=30_000)
     watch.until(lambda batch, now: batch == second and now == "processing", timeout=WAIT_S)
+    waiting = [i for i in progress(server, second)["items"] if i["status"] == "pending"]
+    assert len(waiting) >= 2, progress(server, second)["items"]  # one to cancel, one to make after
+    cancel_one_file(page, server, second, waiting[-1])
+    assert foreign_words(page, locale, names) == []  # its toast too
+    page.screenshot(path=str(ARTIFACTS / f"file_cancelled_{locale}.png"), full_page=True)
+    deadline = time.monotonic() + WAIT_S
+    while "processing" in (statuses := [i["status"] for i in progress(server, second)["items"]]):
+        assert time.monotonic() < deadline  # paused: the running file ends, no other starts
+        time.sleep(0.2)
+    done = statuses.count("done")
+    # Resumed, the next file starts; the line is paused again as it does, so that one file is still
+    # waiting for the cancel of the whole batch below.
+    page.click("#hg-queue-resume")
+    deadline = time.monotonic() + WAIT_S
+    while "processing" not in [i["status"] for i in progress(server, second)["items"]]:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    page.click("#hg-queue-pause")
+
     shot = ARTIFACTS / f"batch_running_desktop_{locale}.png"
-    watch.until(lambda batch, now: batch != second or now in ENDED or (
+    watch.until(lambda batch, now: batch != second or now in ENDED or not running(server, second) or (
         page.query_selector("#hg-frames") is not None and rate(page) > 0.15))
-    if status(page) == "processing":
+    if status(page) == "processing" and page.query_selector("#hg-frames") is not None:
         page.screenshot(path=str(shot), full_page=True)
     assert foreign_words(page, locale, names) == []
 
@@ -236,23 +314,26 @@ def test_the_daily_path(browser, server, inputs, locale):
     watch.until(lambda batch, now: batch == second, timeout=30)
     assert rate(page) >= seen
     assert page.query_selector("#hg-start") and page.is_enabled("#hg-start")
+    one_more_done(server, second, done)  # resumed, the rest of the batch went on
 
-    # Cancel it while it runs, then retry: the cancelled files are made after all.
+    # Cancel the rest, then retry: the cancelled files are made after all.
     if status(page) == "processing":
         page.click("#hg-cancel")
-        wait_status(page, ENDED, timeout=60, batch=second)
-    snap = httpx.get(f"{server.url}/api/progress/{second}", timeout=10).json()
-    retried = snap["status"] == "cancelled"
-    if retried:
-        cancelled = snap["cancelled_count"]
-        assert cancelled >= 1
-        assert (f"{cancelled} 个已取消" if zh else f"{cancelled} cancelled") in page.inner_text("#hg-notice")
-        page.wait_for_function("() => !document.querySelector('#hg-retry').disabled", timeout=30_000)
-        page.click("#hg-retry")
-        page.wait_for_selector(".toast-body, [data-testid=toast-body]", timeout=30_000)
-        assert foreign_words(page, locale, names) == []
-        watch.until(lambda batch, now: batch == second and now != "cancelled", timeout=60)
-        watch.rates[second] = []  # a retry is a new run, from its own start
+    wait_status(page, ENDED, timeout=60, batch=second)
+    page.click("#hg-queue-resume")
+    page.wait_for_selector("#hg-queue-pause", state="visible", timeout=30_000)
+    snap = progress(server, second)
+    assert snap["status"] in ENDED and snap["cancelled_count"] >= 1  # the file cancelled alone at least
+    cancelled = snap["cancelled_count"]
+    assert (f"{cancelled} 个已取消" if zh else f"{cancelled} cancelled") in page.inner_text("#hg-notice")
+    page.wait_for_function("() => !document.querySelector('#hg-retry').disabled", timeout=30_000)
+    page.click("#hg-retry")
+    page.wait_for_selector(".toast-body, [data-testid=toast-body]", timeout=30_000)
+    assert foreign_words(page, locale, names) == []
+    # the panel has caught up with the retry once no file is listed cancelled (it may end within a tick)
+    watch.until(lambda batch, now: batch == second and page.query_selector("#hg-items tr[data-status=cancelled]")
+                is None, timeout=60)
+    watch.rates[second] = []  # a retry is a new run, from its own start
     watch.until(lambda batch, now: batch == second and now in ENDED
                 and page.query_selector("#hg-zip") is not None)
 
@@ -302,6 +383,15 @@ def test_the_daily_path(browser, server, inputs, locale):
             continue
     wait_status(page, {"completed"}, timeout=15, batch=first)
     assert foreign_words(page, locale, names) == []
+    # The date filter: today's batches are every one made here; none refused, no error.
+    page.click("#hg-history-period input")
+    page.get_by_role("option", name="今天" if zh else "Today").click()
+    page.wait_for_function("v => document.querySelector('#hg-history-period input').value == v",
+                           arg="今天" if zh else "Today", timeout=10_000)
+    page.wait_for_timeout(1000)
+    page.wait_for_selector(f"#hg-history [data-testid='cell-{last_row}-0']", timeout=30_000)
+    assert page.locator(".toast-title.error").count() == 0
+    assert foreign_words(page, locale, names) == []
     close(page)
 
 
@@ -332,6 +422,23 @@ def test_a_phone_shows_the_reasons_and_every_tab(browser, server, inputs, locale
         while httpx.get(f"{server.url}/api/progress/{batch_id}", timeout=10).json()["status"] not in ENDED:
             assert time.monotonic() < deadline
             time.sleep(0.25)
+
+
+@pytest.mark.parametrize("locale", ["zh-CN", "en-US"])
+def test_the_languages_tab_has_an_example_of_one_video_and_two_speeches(browser, server, inputs, locale):
+    page = open_page(browser, server, locale)
+    try:
+        page.click("#hg-tab-localise-button")
+        page.click("#hg-examples-localise tr.tr-body")
+        page.wait_for_selector("#hg-localise-video :text('presenter_a')", timeout=30_000)
+        page.wait_for_selector("#hg-localise-audios :text('speech_zh')", timeout=30_000)
+        # the check before queueing: the video and both speeches can be made
+        page.wait_for_function("() => document.querySelectorAll('#hg-localise-check tr[data-ok=\"true\"]').length == 3",
+                               timeout=WAIT_S * 1000)
+        assert foreign_words(page, locale, file_names(inputs)) == []
+        page.screenshot(path=str(ARTIFACTS / f"languages_example_{locale}.png"), full_page=True)
+    finally:
+        close(page)
 
 
 def test_lost_connection_keeps_the_panel_and_says_so(browser, tmp_path):

@@ -203,3 +203,111 @@ def test_a_click_on_the_preview_frame_chooses_that_face_for_that_video(presenter
     assert faces == {clip: [320.0, 150.0]} and ringed.getpixel((320 + 15, 150)) == ui.MARK
     assert ui.faces_json([clip, "/other.mp4"], faces) == json.dumps([{"point": [320.0, 150.0]}, None])
     assert ui.faces_json(["/other.mp4"], faces) == ""
+
+
+def test_the_file_radio_is_sent_again_only_when_what_can_be_cancelled_changes() -> None:
+    """A tick that would redraw the same choices skips the radio (a redraw under the mouse lost
+    clicks); another batch clears the pick; nothing left to cancel hides radio and button."""
+    import gradio as gr
+
+    files = [item("a.mp4", "processing", index=0), item("b.mp4", "pending", index=1), item("c.mp4", "done", index=2)]
+    radio, button, offered = ui._item_updates(snap("processing", files), "en", None)
+    assert radio["choices"] == [("1. a.mp4 · Running", f"{BATCH}:0"), ("2. b.mp4 · Waiting", f"{BATCH}:1")]
+    assert radio["visible"] and button["visible"] and radio["value"] is None
+    assert ui._item_updates(snap("processing", files), "en", offered) == [gr.skip()] * 3
+    files[1] = item("b.mp4", "cancelled", index=1)
+    radio, _, later = ui._item_updates(snap("processing", files), "zh", offered)
+    assert radio["choices"] == [("1. a.mp4 · 处理中", f"{BATCH}:0")] and "value" not in radio  # the pick stays
+    radio, button, _ = ui._item_updates(snap("completed", [item("a.mp4", "done", index=0)]), "en", later)
+    assert not radio["visible"] and not button["visible"]
+    radio, _, _ = ui._item_updates({**snap("processing", files), "batch_id": "b" * 32}, "en", later)
+    assert radio["value"] is None
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_cancelling_one_file_says_what_happened(monkeypatch, lang: str) -> None:
+    from types import SimpleNamespace
+
+    from heygem_core.jobs.models import ItemStatus
+
+    said: list[tuple[str, str]] = []
+    monkeypatch.setattr(ui.gr, "Info", lambda message, title="": said.append(("info", message)))
+    monkeypatch.setattr(ui.gr, "Warning", lambda message, title="": said.append(("warning", message)))
+    ends = {1: ItemStatus.CANCELLED, 2: ItemStatus.DONE}
+    asked: list[tuple[str, int]] = []
+
+    def cancel_item(batch_id: str, index: int, owner=None):
+        asked.append((batch_id, index))
+        return SimpleNamespace(name=f"f{index}.mp4", status=ends[index], cancel_requested=False)
+
+    act = ui._cancel_one(lambda: SimpleNamespace(service=SimpleNamespace(cancel_item=cancel_item)))
+    request = SimpleNamespace(headers={"accept-language": "zh-CN" if lang == "zh" else "en-US"}, username=None)
+    assert act("", request)[0] == ui.gr.skip() and asked == []
+    assert said.pop() == ("warning", TEXT["cancel_pick_first"][lang])
+    assert act(f"{BATCH}:1", request)[0] == "" and asked[-1] == (BATCH, 1)
+    assert said.pop() == ("info", TEXT["cancelled_one_toast"][lang].format(s="f1.mp4"))
+    act(f"{BATCH}:2", request)
+    assert said.pop() == ("warning", TEXT["cancel_too_late"][lang].format(s="f2.mp4"))
+
+
+# What Gradio's frontend wrote in the title or aria-label of the studio's elements in a zh-CN browser
+# (seen with Debian's chromium: the upload boxes, the audio player, the preview gallery, the history table).
+GRADIO_SAID = ["Upload file", "Record audio", "Click to upload or drop files", "Remove this file", "Download All",
+               "Close", "Thumbnail 1 of 12", "detailed view of selected image", "Adjust volume",
+               "Adjust playback speed to 1.5x", "Skip backwards by 0.12682315 seconds",
+               "Skip forward by 0.12682315 seconds", "Reset audio", "undo", "Trim audio to selection",
+               "common.upload", "Table actions", "Select column", "Select row", "Copy table data", "Fullscreen",
+               "Dataframe"]
+
+
+def test_gradios_own_english_tooltips_are_rewritten_in_the_pages_language() -> None:
+    from heygem_web.ui.assets import head
+    from heygem_web.ui.text import GRADIO_ATTRIBUTES, gradio_attribute
+
+    for said in GRADIO_SAID:
+        zh = gradio_attribute("zh", said)
+        assert re.search(r"[\u4e00-\u9fff]", zh) and not re.search(r"[A-Za-z]{2,}", zh), (said, zh)
+    assert gradio_attribute("zh", "Thumbnail 3 of 12") == "第 3 张缩略图,共 12 张"
+    assert gradio_attribute("en", "common.upload") == "Upload" and gradio_attribute("en", "Close") == "Close"
+    assert gradio_attribute("zh", "presenter_a.mp4") == "presenter_a.mp4"  # anything else is left as it is
+    script = head()
+    assert all(json.dumps(pattern) in script for pattern, _ in GRADIO_ATTRIBUTES["zh"])
+
+
+def test_the_history_filters_by_date_status_and_file_name() -> None:
+    """Batches made an hour, three days, twenty days and sixty days before a noon: today keeps the
+    first, the last 7 days two, the last 30 days three, any date all; the other filters combine."""
+    import time
+
+    from heygem_core.jobs.models import BatchStatus, ItemStatus
+    from tests.jobs.batches import make_batch, set_status
+
+    day = time.localtime()
+    noon = time.mktime((day.tm_year, day.tm_mon, day.tm_mday, 12, 0, 0, 0, 0, -1))
+    ages = {"h": 3600, "d3": 3 * 86400, "d20": 20 * 86400, "d60": 60 * 86400}
+    batches = [make_batch(key, 2, created_at=noon - age) for key, age in ages.items()]
+    for i in batches[1].items:
+        set_status(i, ItemStatus.DONE)
+    batches[1].items[1].name = "王老师.mp4"
+    batches[1].status = BatchStatus.COMPLETED
+
+    def ids(**wanted) -> list[str]:
+        return ui.history_rows(batches, "zh", ui.HistoryFilter(**wanted), noon)[1]
+
+    assert ids(period="today") == ["h"] and ids(period="7d") == ["h", "d3"]
+    assert ids(period="30d") == ["h", "d3", "d20"] and ids(period="any") == list(ages) == ids()
+    assert ids(period="7d", status="completed") == ["d3"] and ids(period="today", status="completed") == []
+    assert ids(search="王老师") == ["d3"] and ids(search=" TEACHER_01 ", period="30d") == ["h", "d20"]
+    rows, _ = ui.history_rows(batches, "en", ui.HistoryFilter(period="7d"), noon)
+    assert rows[1][1:] == ["Done", "2/2", "teacher_00.mp4, 王老师.mp4"]
+    assert rows[1][0] == time.strftime("%Y-%m-%d %H:%M", time.localtime(noon - 3 * 86400))
+    assert ui.period_start("today", noon) == noon - 12 * 3600 and ui.period_start("any", noon) is None
+
+
+def test_every_making_tab_has_its_examples_the_languages_tab_one_video_and_every_speech() -> None:
+    demo = ui.build_ui(lambda: None, get_settings())
+    samples = {b.elem_id: b.samples for b in demo.blocks.values() if b.elem_id in ui.EXAMPLE_IDS.values()}
+    ids = ui.EXAMPLE_IDS
+    assert samples[ids["localise"]] == [["presenter_a.mp4", "speech.wav, speech_zh.wav"]]  # as the table shows them
+    assert samples[ids["batch"]] == [["speech.wav", "presenter_a.mp4, presenter_b.mp4"]]
+    assert samples[ids["single"]] == [["speech.wav", "presenter_a.mp4"], ["speech.wav", "presenter_b.mp4"]]
