@@ -86,3 +86,10 @@ class HeyGemError(Exception):
 
 def _with_detail(text: str, detail: str, sep: str) -> str:
     return f"{text}{sep}{detail}" if detail else text
+
+
+def halves(message: str) -> tuple[str, str]:
+    """The Chinese and the English half of a two-language `HeyGemError.message` ("中文 / English");
+    a message in one language only is both halves."""
+    zh, sep, en = message.partition(" / ")
+    return (zh, en) if sep else (message, message)

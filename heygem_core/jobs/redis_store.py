@@ -169,13 +169,13 @@ class RedisStore(ProgressStore):
     def _mark_down(self, error: Exception) -> None:
         if not self._down.is_set():
             self._down.set()
-            log_event(f"Redis 无法连接,重试中 / Redis unreachable at {self.safe_url} ({error}): "
+            log_event(f"Redis 无法连接,重试中:{self.safe_url} / Redis unreachable at {self.safe_url} ({error}): "
                       "retrying", level=logging.ERROR)
 
     def _mark_up(self) -> None:
         if self._down.is_set():
             self._down.clear()
-            log_event(f"Redis 已恢复 / Redis reachable again at {self.safe_url}",
+            log_event(f"Redis 已恢复:{self.safe_url} / Redis reachable again at {self.safe_url}",
                       level=logging.WARNING)
 
     def health(self) -> dict[str, str]:

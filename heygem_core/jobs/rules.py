@@ -22,17 +22,15 @@ STATUS_WORDS: dict[str, dict[str, str]] = {
     "cancelled": {"zh": "已取消", "en": "cancelled"},
     "idle": {"zh": "空闲", "en": "idle"},
 }
+# What a render is doing (`pipeline.Stage`), as the Chinese half of the log says it.
+STAGE_WORDS: dict[str, str] = {"probe": "检查视频", "audio": "读取音频", "render": "生成画面",
+                               "finalize": "写入文件", "done": "完成"}
 FINISHED_BATCH_STATUSES = frozenset(status.value for status in BatchStatus if status.finished)
 
 
 def status_word(status: str, lang: str) -> str:
     """The word for `status` in `lang` ("zh" or "en"); an unknown status as it is."""
     return STATUS_WORDS.get(status, {}).get(lang, status)
-
-
-def log_words(status: str) -> str:
-    """The status as the real-time log writes it: "已完成 / done"."""
-    return f"{status_word(status, 'zh')} / {status_word(status, 'en')}"
 
 
 def held_by(item: Item) -> dict[str, object]:
@@ -51,7 +49,7 @@ def settle_batch(store: ProgressStore, batch_id: str) -> BatchStatus:
     if status.finished and batch.finished_at is None:
         fields["finished_at"] = time.time()
         done = sum(i.status is ItemStatus.DONE for i in batch.items)
-        log_event(f"批量任务结束 / batch ended: {status.value}, {done}/{len(batch.items)} done",
+        log_event(f"批量任务结束:{status_word(status.value, 'zh')},完成 {done}/{len(batch.items)} / batch ended: {status.value}, {done}/{len(batch.items)} done",
                   batch_id=batch_id)
     store.update_batch(batch_id, **fields)
     if "finished_at" in fields:

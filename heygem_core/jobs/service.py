@@ -15,7 +15,7 @@ from pathlib import Path
 
 from heygem_core.config import Settings
 from heygem_core.engines import ENGINE_CHOICES, resolve_engine_name
-from heygem_core.errors import ErrorCode, HeyGemError
+from heygem_core.errors import ErrorCode, HeyGemError, halves
 from heygem_core.jobs import intake
 from heygem_core.jobs.heartbeat import gone_from_this_host, process_name, process_of
 from heygem_core.jobs.intake import Upload
@@ -118,10 +118,10 @@ class BatchService:
 
     def _log_submitted(self, batch: Batch, requested: str) -> None:
         failed = [i for i in batch.items if i.status is ItemStatus.FAILED]
-        log_event(f"新批量任务 / new batch: {len(batch.items)} items, mode {batch.mode.value}, "
+        log_event(f"新批量任务:{len(batch.items)} 个文件,引擎 {batch.engine} / new batch: {len(batch.items)} items, mode {batch.mode.value}, "
                   f"engine {batch.engine} (asked for {requested})", batch_id=batch.batch_id)
         for item in failed:
-            log_event(f"失败 / failed at submit {item.error_code}: {item.error}",
+            log_event(f"提交时失败:{halves(item.error or '')[0]} / failed at submit {item.error_code}: {halves(item.error or '')[1]}",
                       batch_id=batch.batch_id, name=item.name, level=logging.WARNING)
 
     # --- following batches ---------------------------------------------------------------
@@ -192,7 +192,7 @@ class BatchService:
                                    cancel_requested=False)
         self.store.update_batch(batch_id, status=BatchStatus.QUEUED, finished_at=None,
                                 cancel_requested=False, progress_floor=0.0)
-        log_event(f"重试 / retry {len(failed)} failed or cancelled items", batch_id=batch_id)
+        log_event(f"重试 {len(failed)} 个失败或取消的文件 / retry {len(failed)} failed or cancelled items", batch_id=batch_id)
         for item in failed:
             self.queue.enqueue(batch_id, item.index)
         return len(failed)
@@ -235,7 +235,7 @@ class BatchService:
             self.queue.enqueue(batch_id, index)
             count += 1
         if count:
-            log_event(f"恢复 / recovered {count} unfinished items")
+            log_event(f"恢复 {count} 个未完成的文件 / recovered {count} unfinished items")
         return count
 
     def reclaim(self, item: Item) -> bool:

@@ -83,7 +83,7 @@ class WorkerSupervisor:
                 return
             self._spawn()
             self.restarts += 1
-            log_event(f"工作进程已重启 / worker restarted: pid {self.process.pid} "
+            log_event(f"工作进程已重启:pid {self.process.pid}(第 {self.restarts} 次) / worker restarted: pid {self.process.pid} "
                       f"(restart {self.restarts})", level=logging.WARNING)
 
     def _died(self, process: subprocess.Popen) -> None:

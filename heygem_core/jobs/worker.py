@@ -18,7 +18,7 @@ from heygem_core.engines import LipSyncEngine, create_engine, resolve_engine_nam
 from heygem_core.errors import ErrorCode, HeyGemError
 from heygem_core.choice import FaceChoice
 from heygem_core.jobs.models import Item, ItemStatus, batch_status_from_items, progress_rate
-from heygem_core.jobs.rules import held_by, log_words, settle_batch
+from heygem_core.jobs.rules import STAGE_WORDS, held_by, settle_batch, status_word
 from heygem_core.jobs.store import ProgressStore
 from heygem_core.jobs.webhook import schedule_item_event
 from heygem_core.pipeline import RenderResult, Stage, render
@@ -119,7 +119,7 @@ class ItemRunner:
                 self.store.get_batch(item.batch_id).items), started_at=now)
         else:
             settle_batch(self.store, item.batch_id)
-        log_event(f"开始生成 / started ({item.index + 1})", batch_id=item.batch_id, name=item.name)
+        log_event(f"开始生成(第 {item.index + 1} 个) / started ({item.index + 1})", batch_id=item.batch_id, name=item.name)
         return True
 
     def _put_back(self, item: Item) -> None:
@@ -173,8 +173,10 @@ class ItemRunner:
             logger.warning("item %s/%s was taken over by another worker: outcome %s dropped",
                            item.batch_id, item.index, status.value)
             return
-        detail = f"{error.code.value}: {error.message}" if error else (result.output.name if result else "")
-        log_event(f"{log_words(status.value)} {detail}".strip(), batch_id=item.batch_id, name=item.name,
+        zh, en = ((f"{error.message_zh}", f"{error.code.value}: {error.message_en}") if error
+                  else (result.output.name, result.output.name) if result else ("", ""))
+        log_event(f"{status_word(status.value, 'zh')} {zh}".strip() + " / "
+                  + f"{status_word(status.value, 'en')} {en}".strip(), batch_id=item.batch_id, name=item.name,
                   level=logging.WARNING if status is ItemStatus.FAILED else logging.INFO)
         batch = self.store.get_batch(item.batch_id)
         schedule_item_event(self.store, batch, batch.items[item.index])  # as stored: its attempt
@@ -193,7 +195,7 @@ class _ProgressWriter:
     def __call__(self, stage: str, done: int, total: int) -> None:
         if stage != self._stage:
             self._stage = stage
-            log_event(f"阶段 / stage: {stage}", batch_id=self.item.batch_id, name=self.item.name)
+            log_event(f"阶段:{STAGE_WORDS.get(stage, stage)} / stage: {stage}", batch_id=self.item.batch_id, name=self.item.name)
         if stage != Stage.RENDER.value or total <= 0:
             return
         self.store.set_frames(self.item.batch_id, self.item.index, done, total)
@@ -202,5 +204,5 @@ class _ProgressWriter:
             self._milestone = reached
             batch = self.store.get_batch(self.item.batch_id)
             self.store.raise_floor(self.item.batch_id, progress_rate(batch))
-            log_event(f"帧 / frame {done}/{total} ({100 * done // total}%)",
+            log_event(f"帧 {done}/{total}({100 * done // total}%) / frame {done}/{total} ({100 * done // total}%)",
                       batch_id=self.item.batch_id, name=self.item.name)

@@ -37,7 +37,7 @@ from heygem_core.realtime_log import tail, tail_of_batches
 from heygem_web.ui.panels import (QueueEntry, engines_html, items_html, preflight_html, progress_html, queue_html,
                                   results_html,
                                   system_html)
-from heygem_web.ui.text import engine_label, i18n_translations, lang_of, status_word, t
+from heygem_web.ui.text import engine_label, i18n_translations, lang_of, log_line, status_word, t
 
 logger = logging.getLogger(__name__)
 
@@ -494,7 +494,7 @@ def _refresher(get_runtime: RuntimeGetter) -> Callable:
         return [views, progress_html(snap, lang, tab), items_html(snap, lang) if snap else "",
                 gr.skip() if results == shown else results, results,
                 system_html((snap.get("system") if snap else None) or system_metrics(), lang),
-                "\n".join(_log_lines(runtime, user)),
+                "\n".join(log_line(lang, line) for line in _log_lines(runtime, user)),
                 gr.update(interactive=running, variant="stop" if running else "secondary"),
                 gr.update(interactive=again), queue_html(_queue_entries(queued), lang, batch_id, runtime.store.paused()),
                 *_line_updates(runtime, queued, lang), *_item_updates(snap, lang, offered)]

@@ -41,6 +41,10 @@ TEXT: dict[str, dict[str, str]] = {
     "all": {"zh": "全部", "en": "All"},
     "system": {"zh": "系统状态", "en": "System"},
     "log": {"zh": "运行实时日志", "en": "Live log"},
+    "log_batch": {"zh": "批次", "en": "batch"},
+    "log_WARNING": {"zh": "警告", "en": "WARNING"},
+    "log_ERROR": {"zh": "错误", "en": "ERROR"},
+    "log_CRITICAL": {"zh": "严重错误", "en": "CRITICAL"},
     "download": {"zh": "下载", "en": "Download"},
     "zip": {"zh": "打包下载", "en": "Download all"},
     "manifest": {"zh": "结果清单表格", "en": "Manifest table"},
@@ -231,6 +235,24 @@ def reason_text(lang: str, code: str | None, error: str | None) -> tuple[str, st
     marker = f" / {en}: "  # stored as "zh:detail / en: detail"; the detail is the same in both
     detail = message[message.rfind(marker) + len(marker):] if marker in message else ""
     return sentence, detail
+
+
+def log_line(lang: str, line: str) -> str:
+    """A line of the real-time log ("time | batch <id> | <file> | [LEVEL: ]中文 / English") as
+    the page shows it: the message's half in `lang`, the batch column and the level in `lang`
+    too. The file keeps both halves; a line of another shape is shown as it is."""
+    parts = line.split(" | ", 3)
+    if len(parts) != 4 or not parts[1].startswith("batch "):
+        return line
+    when, batch, name, message = parts
+    level, colon, rest = message.partition(": ")
+    prefix = ""
+    if colon and f"log_{level}" in TEXT:
+        prefix, message = t(lang, f"log_{level}") + (":" if lang == "zh" else ": "), rest
+    zh, sep, en = message.partition(" / ")
+    if sep:
+        message = zh if lang == "zh" else en
+    return f"{when} | {t(lang, 'log_batch')} {batch[len('batch '):]} | {name} | {prefix}{message}"
 
 
 def eta_text(lang: str, seconds: int | None) -> str:

@@ -12,7 +12,7 @@ from heygem_core.config import get_settings
 from heygem_core.errors import ErrorCode, HeyGemError
 from heygem_web.ui import panels
 from heygem_web.ui import studio as ui
-from heygem_web.ui.text import TEXT, i18n_translations, lang_of, reason_text, status_word
+from heygem_web.ui.text import TEXT, i18n_translations, lang_of, log_line, reason_text, status_word
 
 BATCH = "a" * 32
 
@@ -311,3 +311,30 @@ def test_every_making_tab_has_its_examples_the_languages_tab_one_video_and_every
     assert samples[ids["localise"]] == [["presenter_a.mp4", "speech.wav, speech_zh.wav"]]  # as the table shows them
     assert samples[ids["batch"]] == [["speech.wav", "presenter_a.mp4, presenter_b.mp4"]]
     assert samples[ids["single"]] == [["speech.wav", "presenter_a.mp4"], ["speech.wav", "presenter_b.mp4"]]
+
+
+def test_the_live_log_shows_each_line_in_the_page_language_only() -> None:
+    """The log file keeps "中文 / English"; the page shows the half of its language, with the
+    details (numbers, file names, the error's own sentence) in both halves."""
+    import logging
+
+    from heygem_core.realtime_log import RealtimeFormatter
+
+    def line(message: str, level: int = logging.INFO, batch: str | None = "b1", name: str | None = None) -> str:
+        record = logging.makeLogRecord({"msg": message, "levelno": level, "levelname": logging.getLevelName(level),
+                                        "batch_id": batch, "item_name": name})
+        return RealtimeFormatter().format(record)
+
+    error = HeyGemError(ErrorCode.VIDEO_UNREADABLE, "broken.mp4")
+    lines = [line(f"失败 {error.message_zh} / failed video_unreadable: {error.message_en}", logging.WARNING,
+                  name="broken.mp4"),
+             line("帧 50/100(50%) / frame 50/100 (50%)", name="老师.mp4"),
+             line("no second language here", batch=None)]
+    zh = [log_line("zh", x) for x in lines]
+    en = [log_line("en", x) for x in lines]
+    assert "| 批次 b1 | broken.mp4 | 警告:失败 无法读取视频文件" in zh[0]
+    assert not re.search(r"[A-Za-z]{2,}", zh[0].split("| ")[-1].replace("broken.mp4", ""))
+    assert "| batch b1 | broken.mp4 | WARNING: failed video_unreadable: " in en[0]
+    assert not re.search(r"[\u4e00-\u9fff]", en[0].split("| ")[-1])
+    assert zh[1].endswith("| 批次 b1 | 老师.mp4 | 帧 50/100(50%)") and en[1].endswith("| frame 50/100 (50%)")
+    assert en[2].endswith("| - | no second language here") and zh[2].endswith("| no second language here")
