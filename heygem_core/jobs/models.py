@@ -95,6 +95,12 @@ class Item:
         self.status = ItemStatus(self.status)  # accept the plain string value too
         self.cancel_requested = bool(self.cancel_requested)  # SQLite gives 0 / 1
 
+    @property
+    def retriable(self) -> bool:
+        """Whether a retry queues it again: cancelled, or failed in a worker. A file refused at
+        upload (failed before any worker took it) is not: the same bytes would be refused again."""
+        return self.status is ItemStatus.CANCELLED or (self.status is ItemStatus.FAILED and self.attempts > 0)
+
 
 @dataclass
 class Batch:

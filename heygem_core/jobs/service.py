@@ -182,8 +182,7 @@ class BatchService:
         batch = self.get(batch_id, owner)
         if not batch.status.finished:
             raise HeyGemError(ErrorCode.BATCH_INVALID, "the batch is still running")
-        failed = [i for i in batch.items if i.status is ItemStatus.CANCELLED
-                  or (i.status is ItemStatus.FAILED and i.attempts > 0)]
+        failed = [i for i in batch.items if i.retriable]
         if not failed:
             return 0
         for item in failed:

@@ -44,7 +44,7 @@ def _item_view(item: Item, output_url: OutputUrl | None, engine: str) -> dict[st
             "frames_total": item.frames_total, "error_code": item.error_code,
             "error": item.error, "warnings": list(item.warnings), "worker": item.worker,
             "duration_s": duration, "engine": engine, "output_name": item.output_name,
-            "face": _face_view(item)}
+            "face": _face_view(item), "retriable": item.retriable}
 
 
 def _face_view(item: Item) -> dict[str, Any] | None:

@@ -490,7 +490,7 @@ def _refresher(get_runtime: RuntimeGetter) -> Callable:
         snap = _snapshot(runtime, batch_id, user)
         results = results_html(snap, lang, tab) if snap else ""
         running = bool(snap) and snap["status"] not in FINISHED
-        again = bool(snap) and not running and any(i["status"] in ("failed", "cancelled") for i in snap["items"])
+        again = bool(snap) and not running and any(i.get("retriable") for i in snap["items"])
         return [views, progress_html(snap, lang, tab), items_html(snap, lang) if snap else "",
                 gr.skip() if results == shown else results, results,
                 system_html((snap.get("system") if snap else None) or system_metrics(), lang),

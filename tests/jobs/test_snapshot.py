@@ -21,7 +21,8 @@ SNAPSHOT_KEYS = {"batch_id", "status", "current_video", "processed_count", "tota
                  "created_at", "started_at", "finished_at", "cancelled_count", "webhook", "queue"}
 
 ITEM_KEYS = {"index", "name", "status", "output_url", "frames_done", "frames_total",
-             "error_code", "error", "warnings", "worker", "duration_s", "engine", "output_name", "face"}
+             "error_code", "error", "warnings", "worker", "duration_s", "engine", "output_name", "face",
+             "retriable"}
 
 
 def test_snapshot_keys_and_json() -> None:
