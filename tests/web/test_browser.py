@@ -5,7 +5,7 @@ the first runs, cancel one file of it, watch the one progress view go up to the 
 cancel the rest, retry, download the ZIP and the manifest, open the batch from the history by
 clicking its row, keep today's; on every step no word of the other language on the rendered page
 (Gradio's own strings, tooltips, screen-reader labels and toasts included). The languages tab's
-example fills its inputs.
+example fills its inputs. A face is chosen by clicking it on the preview.
 A 390x844 phone shows the reasons. Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
@@ -483,4 +483,39 @@ def test_hostile_file_names_are_shown_as_text_everywhere(browser, server, inputs
     assert injected == 0 and dialogs == []
     text = page.inner_text("body")
     assert all(name.rsplit(".", 1)[0] in text for name in HOSTILE_NAMES[:1])
+    close(page)
+
+
+@pytest.mark.parametrize("locale", ["zh-CN", "en-US"])
+def test_the_face_is_chosen_by_clicking_it_on_the_preview(browser, server, inputs, locale):
+    """Click a presenter on the preview, then the face on its first frame: the frame is ringed
+    there, and the batch's item carries that point in the video's own pixels."""
+    page = open_page(browser, server, locale)
+    page.set_input_files("#hg-audio input[type=file]", str(inputs["audio"]))
+    page.set_input_files("#hg-videos input[type=file]", str(inputs["teacher_01.mp4"]))
+    page.locator("#hg-preview .thumbnail-item, #hg-preview button.thumbnail-lg, #hg-preview img").first.click()
+    picture = page.locator("#hg-face-pick img").first
+    picture.wait_for(timeout=30_000)
+    before = picture.get_attribute("src")
+    box = picture.bounding_box()
+    picture.click(position={"x": 0.5 * box["width"], "y": 0.35 * box["height"]})  # on the astronaut's face
+    page.wait_for_function("s => { const i = document.querySelector('#hg-face-pick img'); return i && i.src !== s; }",
+                           arg=before, timeout=30_000)  # the ring drawn where the click was
+    page.locator("#hg-face-pick").screenshot(path=str(ARTIFACTS / f"face_pick_{locale}.png"))
+    assert foreign_words(page, locale, file_names(inputs)) == []
+    known = {b["batch_id"] for b in batches(server)}
+    page.click("#hg-start")
+    deadline = time.monotonic() + 60
+    while not (new := {b["batch_id"] for b in batches(server)} - known):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    batch_id = new.pop()
+    face = progress(server, batch_id)["items"][0]["face"]
+    width, height = 640, 360  # the presenter clip's own pixels
+    assert face is not None and abs(face["point"][0] - 0.5 * width) < 0.05 * width, face
+    assert abs(face["point"][1] - 0.35 * height) < 0.05 * height, face
+    while (snap := progress(server, batch_id))["status"] not in ENDED:
+        assert time.monotonic() < deadline + WAIT_S
+        time.sleep(0.25)
+    assert snap["status"] == "completed", snap["items"]  # the face at that point was found and lip-synced
     close(page)
