@@ -487,9 +487,18 @@ def test_hostile_file_names_are_shown_as_text_everywhere(browser, server, inputs
 
 
 @pytest.mark.parametrize("locale", ["zh-CN", "en-US"])
-def test_the_face_is_chosen_by_clicking_it_on_the_preview(browser, server, inputs, locale):
+def test_the_face_is_chosen_by_clicking_it_on_the_preview(browser, inputs, locale, tmp_path):
     """Click a presenter on the preview, then the face on its first frame: the frame is ringed
-    there, and the batch's item carries that point in the video's own pixels."""
+    there, and the batch's item carries that point in the video's own pixels. A server of its
+    own, so the panel shows no other test's batch."""
+    server = Server(tmp_path / "workspace").start()
+    try:
+        choose_a_face(browser, server, inputs, locale)
+    finally:
+        server.stop()
+
+
+def choose_a_face(browser, server, inputs: dict[str, Path], locale: str) -> None:
     page = open_page(browser, server, locale)
     page.set_input_files("#hg-audio input[type=file]", str(inputs["audio"]))
     page.set_input_files("#hg-videos input[type=file]", str(inputs["teacher_01.mp4"]))
