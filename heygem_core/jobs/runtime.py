@@ -182,9 +182,11 @@ def build_runtime(settings: Settings | None = None, owns_log: bool = True, *, re
     if runner is not None and queue.shared:
         runner.requeue = queue.enqueue
     service = BatchService(store, queue, settings)
-    redis = isinstance(store, RedisStore)
-    where = f"Redis {store.safe_url}" if redis else f"workspace {settings.workspace}"
-    log_event(f"服务启动,{where if redis else f'工作目录 {settings.workspace}'} / runtime ready, {where}")
+    if isinstance(store, RedisStore):
+        where_zh = where_en = f"Redis {store.safe_url}"
+    else:
+        where_zh, where_en = f"工作目录 {settings.workspace}", f"workspace {settings.workspace}"
+    log_event(f"服务启动,{where_zh} / runtime ready, {where_en}")
     speed = SpeedBook(store, settings)
     service.on_sizes = speed.remember_sizes
     snapshots = SnapshotCache(store, output_url, estimator=speed.item_estimates, prior_s=settings.eta_prior_s)

@@ -121,7 +121,8 @@ class BatchService:
         log_event(f"新批量任务:{len(batch.items)} 个文件,引擎 {batch.engine} / new batch: {len(batch.items)} items, mode {batch.mode.value}, "
                   f"engine {batch.engine} (asked for {requested})", batch_id=batch.batch_id)
         for item in failed:
-            log_event(f"提交时失败:{halves(item.error or '')[0]} / failed at submit {item.error_code}: {halves(item.error or '')[1]}",
+            zh, en = halves(item.error or "")
+            log_event(f"提交时失败:{zh} / failed at submit {item.error_code}: {en}",
                       batch_id=batch.batch_id, name=item.name, level=logging.WARNING)
 
     # --- following batches ---------------------------------------------------------------

@@ -173,10 +173,12 @@ class ItemRunner:
             logger.warning("item %s/%s was taken over by another worker: outcome %s dropped",
                            item.batch_id, item.index, status.value)
             return
-        zh, en = ((f"{error.message_zh}", f"{error.code.value}: {error.message_en}") if error
-                  else (result.output.name, result.output.name) if result else ("", ""))
-        log_event(f"{status_word(status.value, 'zh')} {zh}".strip() + " / "
-                  + f"{status_word(status.value, 'en')} {en}".strip(), batch_id=item.batch_id, name=item.name,
+        if error is not None:
+            zh, en = error.message_zh, f"{error.code.value}: {error.message_en}"
+        else:
+            zh = en = result.output.name if result else ""
+        said = [f"{status_word(status.value, lang)} {detail}".strip() for lang, detail in (("zh", zh), ("en", en))]
+        log_event(" / ".join(said), batch_id=item.batch_id, name=item.name,
                   level=logging.WARNING if status is ItemStatus.FAILED else logging.INFO)
         batch = self.store.get_batch(item.batch_id)
         schedule_item_event(self.store, batch, batch.items[item.index])  # as stored: its attempt

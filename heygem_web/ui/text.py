@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from heygem_core.errors import MESSAGES, ErrorCode
+from heygem_core.errors import MESSAGES, ErrorCode, halves
 
 LANGUAGES = ("zh", "en")
 DEFAULT_LANG = "en"  # what a browser that asks for neither gets (Gradio's own fallback too)
@@ -246,13 +246,12 @@ def log_line(lang: str, line: str) -> str:
         return line
     when, batch, name, message = parts
     level, colon, rest = message.partition(": ")
-    prefix = ""
-    if colon and f"log_{level}" in TEXT:
-        prefix, message = t(lang, f"log_{level}") + (":" if lang == "zh" else ": "), rest
-    zh, sep, en = message.partition(" / ")
-    if sep:
-        message = zh if lang == "zh" else en
-    return f"{when} | {t(lang, 'log_batch')} {batch[len('batch '):]} | {name} | {prefix}{message}"
+    leveled = bool(colon) and f"log_{level}" in TEXT
+    zh, en = halves(rest if leveled else message)
+    said = zh if lang == "zh" else en
+    if leveled:
+        said = labelled(lang, f"log_{level}", said)
+    return f"{when} | {t(lang, 'log_batch')} {batch[len('batch '):]} | {name} | {said}"
 
 
 def eta_text(lang: str, seconds: int | None) -> str:

@@ -157,11 +157,10 @@ class ExemplarLibrary:
         for k, (wanted, mouth) in enumerate(steps):
             if mouth is not None:
                 unary[k, 0] = wanted.cost(mouth)
-        start = np.full(unary.shape[1], SWITCH_COST)
-        if self._previous is OWN:
-            start[0] = 0.0
-        elif self._previous is not None:
-            start[1 + next((i for i, e in enumerate(exemplars) if e is self._previous), -1)] = 0.0
+        start = np.full(unary.shape[1], SWITCH_COST)  # what beginning in each state costs
+        for state, kept in enumerate([OWN, *exemplars]):
+            if kept is self._previous:
+                start[state] = 0.0
         best = _first_of_cheapest_path(unary, start)
         chosen = None if best == 0 else exemplars[best - 1]
         self._previous = OWN if chosen is None else chosen
